@@ -1,0 +1,242 @@
+"""`OrchestraConfig`: the seed's whole configuration tree, with its defaults.
+
+Load it from Python (keyword arguments or a dict) or from a YAML or TOML file. Unknown keys and bad
+values fail at once with the dotted key path, the bad value and the allowed values.
+
+Example:
+    >>> cfg = OrchestraConfig.from_dict({"task_allocation": {"strategy": "optimal"}})
+    >>> cfg.collaboration.negotiation_rounds_limit
+    5
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stellar_graph.errors import ConfigurationError
+from stellar_graph.models import FACTORS
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "CollaborationConfig",
+    "EmergencyProtocolsConfig",
+    "LearningParametersConfig",
+    "LLMConfig",
+    "MessagingConfig",
+    "OptimizationConfig",
+    "OrchestraConfig",
+    "PersistenceConfig",
+    "TaskAllocationConfig",
+]
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "skills": 0.40,
+    "resources": 0.10,
+    "workload": 0.20,
+    "deadline": 0.20,
+    "collaboration": 0.10,
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class TaskAllocationConfig(_Section):
+    """How tasks are placed on agents."""
+
+    strategy: Literal["auto", "optimal", "fast", "greedy"] = "auto"
+    """``auto`` solves exactly when affordable, else the fast path."""
+    rebalancing_frequency_minutes: float = Field(default=60, gt=0)
+    failure_recovery_timeout_minutes: float = Field(default=30, gt=0)
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    """Factor weights; must cover the five factors and sum to 1."""
+    past_deadline: Literal["flag", "refuse"] = "flag"
+    """A task whose deadline already passed is allocated and flagged ``overdue`` or refused."""
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(FACTORS))
+        if unknown:
+            raise ValueError(f"unknown factor(s) {unknown}; allowed: {list(FACTORS)}")
+        merged = {f: float(v.get(f, 0.0)) for f in FACTORS}
+        if any(w < 0 for w in merged.values()):
+            raise ValueError(f"weights must be >= 0, got {merged}")
+        total = sum(merged.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights must sum to 1, they sum to {total:.6g}: {merged}")
+        return merged
+
+
+class CollaborationConfig(_Section):
+    """Multi-agent collaboration limits."""
+
+    max_concurrent_collaborations: int = Field(default=10, ge=1)
+    conflict_resolution_timeout_minutes: float = Field(default=15, gt=0)
+    negotiation_rounds_limit: int = Field(default=5, ge=1, le=100)
+
+
+class OptimizationConfig(_Section):
+    """The optimizer's learning and schedule."""
+
+    learning_rate: float = Field(default=0.01, gt=0, le=1)
+    adaptation_threshold: float = Field(default=0.1, ge=0, le=1)
+    optimization_frequency_minutes: float = Field(default=120, gt=0)
+
+
+class MessagingConfig(_Section):
+    """The message bus."""
+
+    priority_queue_size: int = Field(default=1000, ge=1)
+    broadcast_batch_size: int = Field(default=50, ge=1)
+    consensus_timeout_minutes: float = Field(default=10, gt=0)
+
+
+class EmergencyProtocolsConfig(_Section):
+    """What happens when things go wrong."""
+
+    auto_escalation: bool = True
+    notification_channels: list[Literal["email", "slack", "webhook"]] = Field(default_factory=list)
+    recovery_strategies: list[Literal["retry", "reassign", "fallback", "escalate"]] = Field(
+        default_factory=lambda: ["retry", "reassign", "fallback"]
+    )
+
+
+class LearningParametersConfig(_Section):
+    """Adaptive learning from outcomes."""
+
+    experience_replay_buffer_size: int = Field(default=10_000, ge=1)
+    learning_decay_factor: float = Field(default=0.95, gt=0, le=1)
+    exploration_rate: float = Field(default=0.1, ge=0, le=1)
+
+
+class PersistenceConfig(_Section):
+    """Where state lives. Not in the seed; added so one file configures a deployment."""
+
+    backend: Literal["sqlite", "memory", "postgres"] = "sqlite"
+    data_dir: str = ".stellar_graph"
+    database_url: str | None = None
+    durability: Literal["sync", "async", "exit"] = "sync"
+
+
+class LLMConfig(_Section):
+    """The chat model. ``model=None`` means simulated agents (no LLM, no network)."""
+
+    model: str | None = None
+    base_url: str | None = None
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    timeout_seconds: float = Field(default=60, gt=0)
+    max_retries: int = Field(default=0, ge=0, le=10)
+
+
+class OrchestraConfig(_Section):
+    """The orchestra's whole configuration tree (the seed's, plus persistence and llm)."""
+
+    task_allocation: TaskAllocationConfig = Field(default_factory=TaskAllocationConfig)
+    collaboration: CollaborationConfig = Field(default_factory=CollaborationConfig)
+    optimization: OptimizationConfig = Field(default_factory=OptimizationConfig)
+    messaging: MessagingConfig = Field(default_factory=MessagingConfig)
+    orchestration_mode: Literal["static", "dynamic", "adaptive"] = "adaptive"
+    emergency_protocols: EmergencyProtocolsConfig = Field(default_factory=EmergencyProtocolsConfig)
+    learning_parameters: LearningParametersConfig = Field(default_factory=LearningParametersConfig)
+    persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> OrchestraConfig:
+        """Build a config from a (partial) dict; missing keys keep their defaults."""
+        merged = {**dict(data or {}), **overrides}
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> OrchestraConfig:
+        """Load a ``.yaml``/``.yml`` or ``.toml`` file."""
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigurationError(f"Config file {str(p)!r} does not exist.", value=str(p))
+        text = p.read_text(encoding="utf-8")
+        try:
+            if p.suffix in {".yaml", ".yml"}:
+                data = yaml.safe_load(text) or {}
+            elif p.suffix == ".toml":
+                data = tomllib.loads(text)
+            else:
+                raise ConfigurationError(
+                    f"Config file {str(p)!r} has suffix {p.suffix!r}; use .yaml, .yml or .toml.",
+                    value=p.suffix,
+                )
+        except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"Config file {str(p)!r} is not valid: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"Config file {str(p)!r} must hold a mapping at the top, got {type(data).__name__}."
+            )
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, source: OrchestraConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> OrchestraConfig:
+        """Accept any supported source: a config, a dict, a file path or ``None`` (defaults)."""
+        if source is None:
+            return cls()
+        if isinstance(source, OrchestraConfig):
+            return source
+        if isinstance(source, Mapping):
+            return cls.from_dict(source)
+        return cls.from_file(source)
+
+    def merged(self, patch: Mapping[str, Any]) -> OrchestraConfig:
+        """Return a copy with ``patch`` deep-merged in (validated like ``from_dict``)."""
+        return OrchestraConfig.from_dict(_deep_merge(self.model_dump(), patch))
+
+
+def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = OrchestraConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _config_error(exc: ValidationError) -> ConfigurationError:
+    problems = []
+    first_path, first_value = None, None
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(err["loc"]))
+            problems.append(f"unknown key `{path}`; allowed keys here: {allowed}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"`{path}` = {value!r}: {msg}")
+        if first_path is None:
+            first_path, first_value = path, value
+    return ConfigurationError(
+        "Invalid orchestra config: " + "; ".join(problems) + ". Fix the key(s) named above.",
+        field=first_path,
+        value=first_value,
+    )

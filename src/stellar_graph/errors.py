@@ -1,0 +1,143 @@
+"""Exceptions raised by stellar_graph.
+
+The hierarchy::
+
+    StellarGraphError
+    ├─ ConfigurationError (also ValueError)     developer mistakes, found before anything runs
+    │   └─ InvalidInputError                      a task, agent or scenario failed validation
+    └─ OrchestrationError                         run-time failures
+        ├─ UnknownAgentError (also KeyError)      an agent id or type that is not registered
+        ├─ DuplicateAgentError                    an agent id registered twice
+        ├─ AllocationError                        no feasible agent for a task (carries reasons)
+        └─ ModelBehaviorError                     the LLM answered something unusable
+
+Every message says what happened, shows the offending value with ``!r`` and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "AllocationError",
+    "ConfigurationError",
+    "DuplicateAgentError",
+    "InvalidInputError",
+    "ModelBehaviorError",
+    "OrchestrationError",
+    "StellarGraphError",
+    "UnknownAgentError",
+]
+
+
+class StellarGraphError(Exception):
+    """Base class of every exception raised by stellar_graph."""
+
+
+class ConfigurationError(StellarGraphError, ValueError):
+    """A configuration value, factory argument or prompt template is wrong.
+
+    Attributes:
+        field: dotted path of the offending key, when there is one.
+        value: the offending value.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class InvalidInputError(ConfigurationError):
+    """A task, agent profile, goal or scenario failed validation at the edge.
+
+    Attributes:
+        errors: one entry per problem: ``{"field": ..., "value": ..., "message": ...}``.
+    """
+
+    def __init__(self, message: str, *, errors: Sequence[Mapping[str, object]] = ()) -> None:
+        first = errors[0] if errors else {}
+        super().__init__(message, field=_str_or_none(first.get("field")), value=first.get("value"))
+        self.errors = [dict(e) for e in errors]
+
+
+class OrchestrationError(StellarGraphError):
+    """Something went wrong while orchestrating work."""
+
+
+class UnknownAgentError(OrchestrationError, KeyError):
+    """An agent id or agent type is not known to the orchestra.
+
+    Attributes:
+        agent: the unknown id or type.
+        known: the ids or types that are known.
+    """
+
+    def __init__(self, agent: str, known: Sequence[str], *, kind: str = "agent id") -> None:
+        self.agent = agent
+        self.known = sorted(known)
+        shown = ", ".join(repr(k) for k in self.known[:20]) or "none registered yet"
+        super().__init__(
+            f"Unknown {kind} {agent!r}. Known: {shown}. "
+            f"Fix: register it first with `register_agent(...)` or check the spelling."
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class DuplicateAgentError(OrchestrationError):
+    """An agent id is registered twice."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(
+            f"Agent id {agent_id!r} is already registered. "
+            f"Fix: choose a new id (for example {agent_id!r} -> '{_next_id(agent_id)}') "
+            f"or `deregister_agent({agent_id!r})` first."
+        )
+
+
+class AllocationError(OrchestrationError):
+    """No registered agent can take a task.
+
+    Attributes:
+        task_id: the task that could not be placed.
+        reasons: agent id -> why that agent is infeasible.
+    """
+
+    def __init__(self, task_id: str, reasons: Mapping[str, str]) -> None:
+        self.task_id = task_id
+        self.reasons = dict(reasons)
+        listed = "; ".join(f"{a}: {r}" for a, r in list(self.reasons.items())[:10])
+        more = f" (+{len(self.reasons) - 10} more)" if len(self.reasons) > 10 else ""
+        super().__init__(
+            f"No feasible agent for task {task_id!r}: {listed or 'no agents registered'}{more}. "
+            f"Fix: register an agent with the missing skills, resources or capacity, "
+            f"or relax the task's requirements."
+        )
+
+
+class ModelBehaviorError(OrchestrationError):
+    """The language model replied with something that cannot be used.
+
+    Attributes:
+        agent: the agent (or role) whose model misbehaved.
+        raw: the start of the raw reply, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, agent: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.raw = raw[:500]
+
+
+def _next_id(agent_id: str) -> str:
+    head, sep, tail = agent_id.rpartition("-")
+    if sep and tail.isdigit():
+        return f"{head}-{int(tail) + 1:0{len(tail)}d}"
+    return f"{agent_id}-2"
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

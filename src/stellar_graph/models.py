@@ -1,0 +1,242 @@
+"""Edge models: what users hand to the orchestra, validated once at the edge.
+
+Inside the graph the same data travels as plain JSON-able dicts (``model_dump(mode="json")``) so
+that checkpoints stay small and portable; the core trusts them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stellar_graph.errors import InvalidInputError
+
+__all__ = [
+    "FACTORS",
+    "Allocation",
+    "AgentProfile",
+    "CollaborationPreferences",
+    "Priority",
+    "Task",
+    "format_validation_error",
+    "parse_model",
+]
+
+Priority = Literal["low", "medium", "high", "critical"]
+PRIORITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+FACTORS = ("skills", "resources", "workload", "deadline", "collaboration")
+AllocationStatus = Literal["queued", "allocated", "running", "completed", "failed", "refused"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_ID_HELP = "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128"
+
+
+def _check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid id ({_ID_HELP} characters)")
+    return value
+
+
+def _clean_skills(values: list[str]) -> list[str]:
+    cleaned = [v.strip().lower().replace(" ", "_") for v in values]
+    if any(not v for v in cleaned):
+        raise ValueError("skill names must be non-empty strings")
+    return list(dict.fromkeys(cleaned))
+
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Task(_Edge):
+    """A unit of work to allocate to one agent.
+
+    Example:
+        >>> Task(id="t1", description="Summarise", required_skills=["research_coordination"])
+        Task(id='t1', ...)
+    """
+
+    id: str = Field(description="Unique task id.")
+    description: str = Field(min_length=1, description="What the agent must do.")
+    priority: Priority = "medium"
+    deadline: datetime | None = Field(default=None, description="When the task is due (UTC).")
+    required_skills: list[str] = Field(min_length=1, description="Skills an agent needs.")
+    estimated_duration_minutes: float = Field(default=60.0, gt=0, le=60 * 24 * 365)
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Resource name -> amount the task needs."
+    )
+    dependencies: list[str] = Field(default_factory=list, description="Ids of prerequisite tasks.")
+    success_criteria: list[str] = Field(default_factory=list)
+    token_budget: int | None = Field(
+        default=None, gt=0, description="Upper bound on the agent call's prompt tokens."
+    )
+    preferred_agents: list[str] = Field(
+        default_factory=list,
+        description="Agent ids or types the requester prefers (collaboration factor).",
+    )
+    require_all_skills: bool = Field(
+        default=False,
+        description="If true an agent must hold every required skill; else at least one.",
+    )
+
+    def __repr__(self) -> str:  # keep doctest-like reprs short
+        return f"Task(id={self.id!r}, ...)"
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v, "task id")
+
+    @field_validator("required_skills")
+    @classmethod
+    def _skills(cls, v: list[str]) -> list[str]:
+        return _clean_skills(v)
+
+    @field_validator("deadline")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if x < 0}
+        if bad:
+            raise ValueError(f"resource amounts must be >= 0, got {bad!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _no_self_dependency(self) -> Task:
+        if self.id in self.dependencies:
+            raise ValueError(f"task {self.id!r} cannot depend on itself")
+        return self
+
+
+class CollaborationPreferences(_Edge):
+    """Who an agent likes to work with; feeds the collaboration factor."""
+
+    preferred_partners: list[str] = Field(default_factory=list)
+    avoided_partners: list[str] = Field(default_factory=list)
+
+
+class AgentProfile(_Edge):
+    """A registered agent instance (``atlas-001``) of an agent type (``AtlasAgent``).
+
+    ``capabilities`` and ``specializations`` are skills; a list gives each skill level 1.0, a
+    mapping gives explicit levels in (0, 1].
+    """
+
+    agent_id: str
+    agent_type: str = Field(min_length=1)
+    capabilities: list[str] | dict[str, float] = Field(default_factory=list)
+    specializations: list[str] | dict[str, float] = Field(default_factory=list)
+    capacity: int = Field(default=3, ge=1, le=10_000, description="Concurrent tasks.")
+    resources: dict[str, float] = Field(default_factory=dict)
+    collaboration_preferences: CollaborationPreferences = Field(
+        default_factory=CollaborationPreferences
+    )
+    speed: float = Field(default=1.0, gt=0, le=100, description="Relative speed; 2.0 = twice as fast.")
+    reliability: float = Field(
+        default=0.9, gt=0, le=1, description="Prior success probability (used by simulation)."
+    )
+
+    @field_validator("agent_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v, "agent id")
+
+    @field_validator("capabilities", "specializations")
+    @classmethod
+    def _levels(cls, v: list[str] | dict[str, float]) -> list[str] | dict[str, float]:
+        if isinstance(v, dict):
+            bad = {k: x for k, x in v.items() if not 0 < x <= 1}
+            if bad:
+                raise ValueError(f"skill levels must be in (0, 1], got {bad!r}")
+            return dict(zip(_clean_skills(list(v)), v.values(), strict=True))
+        return _clean_skills(v)
+
+    @model_validator(mode="after")
+    def _has_skills(self) -> AgentProfile:
+        if not self.capabilities and not self.specializations:
+            raise ValueError(
+                "an agent needs at least one capability or specialization "
+                "(empty skills cannot match any task)"
+            )
+        return self
+
+    def skill_levels(self) -> dict[str, float]:
+        """Every skill of the agent with its level (the higher of the two lists wins)."""
+        levels: dict[str, float] = {}
+        for group in (self.capabilities, self.specializations):
+            items = group.items() if isinstance(group, dict) else ((s, 1.0) for s in group)
+            for skill, level in items:
+                levels[skill] = max(level, levels.get(skill, 0.0))
+        return levels
+
+
+class Allocation(_Edge):
+    """The orchestra's decision for one task, with the reasons behind it."""
+
+    allocation_id: str
+    task_id: str
+    agent_id: str | None
+    agent_type: str | None = None
+    score: float = 0.0
+    breakdown: dict[str, float] = Field(default_factory=dict, description="Factor -> [0, 1].")
+    weights: dict[str, float] = Field(default_factory=dict)
+    status: AllocationStatus = "allocated"
+    reasons: dict[str, str] = Field(
+        default_factory=dict, description="Infeasible agent id -> why (refusals and queueing)."
+    )
+    explanation: str = ""
+    alternatives: list[dict[str, Any]] = Field(default_factory=list)
+    predicted_duration_minutes: float | None = None
+    predicted_completion: datetime | None = None
+    estimated_prompt_tokens: int | None = None
+    overdue: bool = False
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_validation_error(kind: str, exc: ValidationError, data: object = None) -> str:
+    """Turn a pydantic error into one message naming each field, its bad value and a fix."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check the spelling"
+        elif err["type"] == "missing":
+            msg = "required field is missing; add it"
+        parts.append(f"`{field}`={value!r}: {msg}")
+    ident = _identity(data)
+    return f"Invalid {kind}{ident}: " + "; ".join(parts)
+
+
+def parse_model(model: type[M], data: object, *, kind: str) -> M:
+    """Validate ``data`` into ``model`` or raise :class:`InvalidInputError` naming the fields."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "value": e.get("input"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise InvalidInputError(format_validation_error(kind, exc, data), errors=errors) from None
+
+
+def _identity(data: object) -> str:
+    if isinstance(data, Mapping):
+        for key in ("id", "agent_id", "task_id"):
+            if isinstance(data.get(key), str):
+                return f" {data[key]!r}"
+    return ""
