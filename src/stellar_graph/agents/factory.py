@@ -1,0 +1,199 @@
+"""The agent factory: one subgraph per agent type, from a spec, a prompt file and tools.
+
+An agent subgraph runs ``plan -> act -> check -> report``:
+
+- **plan** renders the agent's system prompt and the task message (no LLM call);
+- **act** makes the agent's one LLM call with structured output (tool rounds first when the
+  agent has tools), or simulates the work when no model is configured;
+- **check** compares the answer with the task's success criteria (deterministic);
+- **report** returns the structured report the orchestra records.
+
+The contract (also for users' own agent graphs): input :class:`AgentInput`, output
+:class:`AgentOutput` whose ``report`` holds ``status`` (``completed``/``failed``), ``result``,
+``criteria_met``, ``usage``, ``duration_minutes``, ``simulated`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, Field, ValidationError
+from typing_extensions import TypedDict
+
+from stellar_graph.agents.render import render_messages
+from stellar_graph.agents.spec import AgentSpec
+from stellar_graph.errors import ModelBehaviorError
+from stellar_graph.simulation import simulate_work
+
+__all__ = ["AgentAnswer", "AgentInput", "AgentOutput", "create_agent"]
+
+MAX_TOOL_ROUNDS = 5
+
+
+class AgentAnswer(BaseModel):
+    """What an agent's LLM must return (structured output)."""
+
+    result: str = Field(description="The work product: answer, design, analysis or review.")
+    criteria_met: list[str] = Field(description="The success criteria this result satisfies.")
+    confidence: float = Field(description="Self-assessed confidence in [0, 1].")
+
+
+class AgentInput(TypedDict, total=False):
+    """What the orchestra sends an agent for one attempt at one task."""
+
+    task: dict[str, Any]
+    agent: dict[str, Any]
+    attempt: int
+    inbox: list[dict[str, Any]]
+
+
+class AgentOutput(TypedDict, total=False):
+    """What an agent returns."""
+
+    report: dict[str, Any]
+
+
+class _AgentState(AgentInput, AgentOutput, total=False):
+    messages: list[AnyMessage]
+    answer: dict[str, Any]
+    usage: dict[str, int]
+    simulated: bool
+    started: float
+    duration_minutes: float
+    verdict: dict[str, Any]
+
+
+def create_agent(spec: AgentSpec, *, model: BaseChatModel | None, seed: int = 0) -> StateGraph[Any, Any, Any, Any]:
+    """Build the (uncompiled) subgraph of one agent type.
+
+    Args:
+        spec: the agent type.
+        model: the chat model; ``None`` simulates the work (seeded, no network).
+        seed: simulation seed.
+
+    Returns:
+        A ``StateGraph`` with input :class:`AgentInput` and output :class:`AgentOutput`.
+
+    Example:
+        >>> from stellar_graph.agents.spec import ATLAS
+        >>> graph = create_agent(ATLAS, model=None).compile()
+    """
+
+    def plan(state: _AgentState) -> dict[str, Any]:
+        messages = render_messages(spec, state["agent"], state["task"], state.get("inbox") or [])
+        return {"messages": messages, "started": time.time()}
+
+    async def act(state: _AgentState) -> dict[str, Any]:
+        if model is None:
+            return _simulate(state, seed)
+        return await _call_model(model, spec, state)
+
+    builder = StateGraph(_AgentState, input_schema=AgentInput, output_schema=AgentOutput)
+    builder.add_node("plan", plan)
+    builder.add_node("act", act)
+    builder.add_node("check", _check)
+    builder.add_node("report", _report)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "act")
+    builder.add_edge("act", "check")
+    builder.add_edge("check", "report")
+    builder.add_edge("report", END)
+    return builder
+
+
+def _simulate(state: _AgentState, seed: int) -> dict[str, Any]:
+    outcome = simulate_work(state["task"], state["agent"], attempt=state.get("attempt", 1), seed=seed)
+    answer = {"result": outcome.result, "criteria_met": outcome.criteria_met, "confidence": outcome.confidence}
+    if not outcome.success:
+        answer["failure"] = f"simulated failure (p_success={outcome.p_success:.2f})"
+    return {"answer": answer, "usage": {}, "simulated": True, "duration_minutes": outcome.duration_minutes}
+
+
+async def _call_model(model: BaseChatModel, spec: AgentSpec, state: _AgentState) -> dict[str, Any]:
+    messages: list[AnyMessage] = list(state["messages"])
+    usage = {"input_tokens": 0, "output_tokens": 0}
+    if spec.tools:
+        messages = await _tool_rounds(model, spec, messages, usage)
+    structured = model.with_structured_output(AgentAnswer, include_raw=True)
+    agent_id = state["agent"]["agent_id"]
+    try:
+        out = await structured.ainvoke(messages)
+    except (ValidationError, OutputParserException, ValueError) as exc:
+        # Some providers parse inside the client and raise instead of reporting `parsing_error`.
+        raise _garbage(agent_id, exc, "") from exc
+    _add_usage(usage, out.get("raw"))
+    parsed = out.get("parsed")
+    if out.get("parsing_error") is not None or not isinstance(parsed, AgentAnswer):
+        raw = out.get("raw")
+        raise _garbage(agent_id, out.get("parsing_error"), raw.content if isinstance(raw, AIMessage) else repr(raw))
+    minutes = (time.time() - state.get("started", time.time())) / 60
+    return {"answer": parsed.model_dump(), "usage": usage, "simulated": False, "duration_minutes": round(minutes, 4)}
+
+
+async def _tool_rounds(model: BaseChatModel, spec: AgentSpec, messages: list[AnyMessage], usage: dict[str, int]) -> list[AnyMessage]:
+    tools = {t.name: t for t in spec.tools}
+    bound = model.bind_tools(list(spec.tools))
+    for _ in range(MAX_TOOL_ROUNDS):
+        reply = await bound.ainvoke(messages)
+        _add_usage(usage, reply)
+        messages.append(reply)
+        if not isinstance(reply, AIMessage) or not reply.tool_calls:
+            break
+        for call in reply.tool_calls:
+            tool = tools.get(call["name"])
+            content = await tool.ainvoke(call["args"]) if tool else f"unknown tool {call['name']!r}"
+            messages.append(ToolMessage(content=str(content), tool_call_id=call["id"] or ""))
+    return messages
+
+
+def _garbage(agent_id: str, error: object, raw: object) -> ModelBehaviorError:
+    return ModelBehaviorError(
+        f"Agent {agent_id!r} got a reply that is not a valid AgentAnswer ({error!s:.300}). "
+        "Fix: use a model that supports structured output, or check the endpoint's response.",
+        agent=agent_id,
+        raw=str(raw),
+    )
+
+
+def _add_usage(usage: dict[str, int], message: object) -> None:
+    meta = getattr(message, "usage_metadata", None) or {}
+    usage["input_tokens"] += int(meta.get("input_tokens", 0))
+    usage["output_tokens"] += int(meta.get("output_tokens", 0))
+
+
+def _check(state: _AgentState) -> dict[str, Any]:
+    answer = state["answer"]
+    if answer.get("failure"):
+        return {"verdict": {"status": "failed", "error": answer["failure"]}}
+    if not str(answer.get("result", "")).strip():
+        return {"verdict": {"status": "failed", "error": "empty result"}}
+    met = {c.strip().lower() for c in answer.get("criteria_met", [])}
+    unmet = [c for c in state["task"].get("success_criteria") or [] if c.strip().lower() not in met]
+    if unmet:
+        return {"verdict": {"status": "failed", "error": f"success criteria not met: {unmet}", "criteria_unmet": unmet}}
+    return {"verdict": {"status": "completed", "error": None}}
+
+
+def _report(state: _AgentState) -> dict[str, Any]:
+    answer, verdict = state["answer"], state["verdict"]
+    return {
+        "report": {
+            "task_id": state["task"]["id"],
+            "agent_id": state["agent"]["agent_id"],
+            "status": verdict["status"],
+            "error": verdict.get("error"),
+            "result": answer.get("result", ""),
+            "criteria_met": answer.get("criteria_met", []),
+            "confidence": answer.get("confidence"),
+            "usage": state.get("usage", {}),
+            "simulated": state.get("simulated", False),
+            "duration_minutes": state.get("duration_minutes"),
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+    }

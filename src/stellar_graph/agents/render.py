@@ -1,0 +1,56 @@
+"""Render an agent's messages: its system prompt and the task message (no LLM, no LangGraph)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage
+
+from stellar_graph.agents.spec import AgentSpec
+from stellar_graph.prompts import load_prompt
+
+__all__ = ["render_messages", "render_system_prompt", "render_task_message"]
+
+
+def render_system_prompt(spec: AgentSpec, agent: dict[str, Any]) -> str:
+    """The system prompt of one agent instance."""
+    return load_prompt(spec.prompt).render(
+        agent_id=agent["agent_id"],
+        agent_name=spec.display_name,
+        capabilities=_listing(agent.get("capabilities")),
+        specializations=_listing(agent.get("specializations")),
+    )
+
+
+def render_task_message(task: dict[str, Any], inbox: Sequence[dict[str, Any]] = ()) -> str:
+    """The task message an agent receives (also used for the task's token estimate)."""
+    criteria = task.get("success_criteria") or []
+    context = ""
+    if inbox:
+        lines = [f"- from {m.get('sender')}: {json.dumps(m.get('content'))}" for m in inbox]
+        context = "\nMessages for you:\n" + "\n".join(lines) + "\n"
+    return load_prompt("task").render(
+        task_id=task["id"],
+        description=task["description"],
+        priority=task.get("priority", "medium"),
+        deadline=task.get("deadline") or "none",
+        success_criteria="\n".join(f"- {c}" for c in criteria) or "- (none given)",
+        context=context,
+    )
+
+
+def render_messages(
+    spec: AgentSpec, agent: dict[str, Any], task: dict[str, Any], inbox: Sequence[dict[str, Any]] = ()
+) -> list[AnyMessage]:
+    """The system and task messages an agent sends to its model."""
+    return [SystemMessage(render_system_prompt(spec, agent)), HumanMessage(render_task_message(task, inbox))]
+
+
+def _listing(skills: object) -> str:
+    if isinstance(skills, dict):
+        return ", ".join(f"{k} ({v:g})" for k, v in skills.items()) or "none"
+    if isinstance(skills, list | tuple):
+        return ", ".join(str(s) for s in skills) or "none"
+    return "none"

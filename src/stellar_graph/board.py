@@ -1,0 +1,230 @@
+"""The task board: which tasks are ready, who is loaded, and the allocator's decisions.
+
+Pure functions over the JSON records kept in the graph state (no LangGraph here). The allocator
+node calls :func:`plan_allocations`; tests call it directly.
+
+Task record (``state["tasks"][id]``): the ``Task`` fields plus ``status`` (``pending`` →
+``queued`` → ``allocated`` → ``completed``/``failed``, or ``refused``), ``agent_id``,
+``allocation_id``, ``seq`` (submission order), ``prompt_tokens`` (task message), ``attempt``,
+``result``/``error``/``report`` once done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from stellar_graph.allocation import assign
+from stellar_graph.models import PRIORITY_RANK
+from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_task
+
+__all__ = [
+    "ACTIVE",
+    "allocation_id_for",
+    "FINISHED",
+    "AllocationPlan",
+    "agent_loads",
+    "plan_allocations",
+    "ready_tasks",
+]
+
+ACTIVE = frozenset({"allocated", "running"})
+FINISHED = frozenset({"completed", "failed", "refused"})
+WAITING = frozenset({"pending", "queued"})
+
+
+@dataclass
+class AllocationPlan:
+    """What one allocator pass decided."""
+
+    allocations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """allocation id -> allocation record (new or updated)."""
+    task_patches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """task id -> fields to merge into the task record."""
+    dispatched: list[str] = field(default_factory=list)
+    """task ids allocated in this pass, in dispatch order."""
+
+
+def allocation_id_for(task_id: str) -> str:
+    """The allocation id of a task (stable, so a replayed step writes the same record)."""
+    return f"alloc-{task_id}"
+
+
+def agent_loads(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """Active tasks per agent, derived from the board (never stored, so never out of sync)."""
+    loads: dict[str, int] = {}
+    for record in tasks.values():
+        if record.get("status") in ACTIVE and record.get("agent_id"):
+            loads[record["agent_id"]] = loads.get(record["agent_id"], 0) + 1
+    return loads
+
+
+def ready_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """Waiting tasks whose dependencies completed, in allocation order; and blocked-by-failure ones.
+
+    Returns:
+        (ready ids sorted by priority, deadline and submission order; id -> reason for tasks
+        whose dependency failed or was refused).
+    """
+    ready, doomed = [], {}
+    for tid, record in tasks.items():
+        if record.get("status") not in WAITING:
+            continue
+        deps = [tasks.get(d, {}).get("status") for d in record.get("dependencies") or []]
+        bad = [d for d, s in zip(record.get("dependencies") or [], deps, strict=True) if s in {"failed", "refused"}]
+        if bad:
+            doomed[tid] = f"dependency {bad[0]!r} {tasks[bad[0]]['status']}"
+        elif all(s == "completed" for s in deps):
+            ready.append(tid)
+    ready.sort(key=lambda t: _order_key(tasks[t]))
+    return ready, doomed
+
+
+def _order_key(record: Mapping[str, Any]) -> tuple[int, str, int]:
+    deadline = record.get("deadline") or "9999"
+    return (-PRIORITY_RANK.get(record.get("priority", "medium"), 1), deadline, int(record.get("seq", 0)))
+
+
+def plan_allocations(
+    tasks: Mapping[str, Mapping[str, Any]],
+    agents: Mapping[str, Mapping[str, Any]],
+    *,
+    weights: Mapping[str, float],
+    now: datetime,
+    strategy: str = "auto",
+    past_deadline: str = "flag",
+    duration_factors: Mapping[str, float] | None = None,
+) -> AllocationPlan:
+    """Decide allocations for every ready task under the agents' free capacity.
+
+    Priorities are served in tiers (critical first), each tier solved by :func:`assign` on the
+    capacity the tiers above left. A task that no agent could ever take is ``refused`` with each
+    agent's reason; one that only lacks free capacity is ``queued`` and retried next pass.
+    """
+    plan = AllocationPlan()
+    ready, doomed = ready_tasks(tasks)
+    for tid, reason in doomed.items():
+        plan.task_patches[tid] = {"status": "failed", "error": reason}
+    if not ready:
+        return plan
+    if not agents:
+        for tid in ready:
+            _refuse(plan, tasks[tid], {"(none)": "no agents registered"}, now)
+        return plan
+    records = list(agents.values())
+    loads = agent_loads(tasks)
+    pool = AgentPool.from_records([{**a, "load": loads.get(a["agent_id"], 0)} for a in records])
+    factors = _duration_factors(pool, duration_factors)
+    free = np.maximum(pool.capacity - pool.load, 0)
+    for tier in _tiers(ready, tasks):
+        recs = [dict(tasks[t]) for t in tier]
+        if past_deadline == "refuse":
+            recs = [r for r in recs if not _past_due(r, now) or _refuse(plan, r, {"(all)": "deadline has passed"}, now)]
+        if not recs:
+            continue
+        tokens = [int(r.get("prompt_tokens", 0)) for r in recs]
+        matrix = score_matrix(recs, pool, weights=weights, now=now, task_tokens=tokens)
+        chosen = assign(matrix, free, strategy=strategy)
+        for record, agent_index in zip(recs, chosen.tolist(), strict=True):
+            scores = score_task(record, pool, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)), duration_factor=factors)
+            if agent_index >= 0:
+                free[agent_index] -= 1
+                _allocate(plan, record, scores, agent_index, pool, weights, now)
+            else:
+                _queue_or_refuse(plan, record, scores, pool, weights, now)
+        # Lower-priority tiers see the load the tiers above just took.
+        pool = pool.with_load(pool.capacity - free)
+    return plan
+
+
+def _tiers(ready: Sequence[str], tasks: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    tiers: dict[int, list[str]] = {}
+    for tid in ready:
+        tiers.setdefault(PRIORITY_RANK.get(tasks[tid].get("priority", "medium"), 1), []).append(tid)
+    return [tiers[rank] for rank in sorted(tiers, reverse=True)]
+
+
+def _duration_factors(pool: AgentPool, factors: Mapping[str, float] | None) -> np.ndarray | None:
+    if not factors:
+        return None
+    return np.array([float(factors.get(a, 1.0)) for a in pool.ids])
+
+
+def _past_due(record: Mapping[str, Any], now: datetime) -> bool:
+    deadline = record.get("deadline")
+    return bool(deadline) and datetime.fromisoformat(str(deadline)) <= now
+
+
+def _allocate(plan: AllocationPlan, record: Mapping[str, Any], scores: TaskScores, i: int, pool: AgentPool, weights: Mapping[str, float], now: datetime) -> None:
+    tid = record["id"]
+    allocation_id = allocation_id_for(tid)
+    minutes = float(scores.predicted_minutes[i])
+    alternatives = [
+        {"agent_id": pool.ids[j], "score": round(float(scores.total[j]), 6)} for j in scores.ranked(4) if j != i
+    ][:3]
+    plan.allocations[allocation_id] = {
+        "allocation_id": allocation_id,
+        "task_id": tid,
+        "agent_id": pool.ids[i],
+        "agent_type": pool.types[i],
+        "score": round(float(scores.total[i]), 6),
+        "breakdown": {k: round(v, 6) for k, v in scores.breakdown(i).items()},
+        "weights": dict(weights),
+        "status": "allocated",
+        "reasons": {},
+        "explanation": scores.explain(i, weights),
+        "alternatives": alternatives,
+        "predicted_duration_minutes": round(minutes, 3),
+        "predicted_completion": (now + timedelta(minutes=minutes)).isoformat(),
+        "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
+        "overdue": bool(scores.overdue),
+        "created_at": now.isoformat(),
+    }
+    plan.task_patches[tid] = {
+        "status": "allocated",
+        "agent_id": pool.ids[i],
+        "allocation_id": allocation_id,
+        "attempt": int(record.get("attempt", 0)) + 1,
+        "allocated_at": now.isoformat(),
+    }
+    plan.dispatched.append(tid)
+
+
+def _queue_or_refuse(plan: AllocationPlan, record: Mapping[str, Any], scores: TaskScores, pool: AgentPool, weights: Mapping[str, float], now: datetime) -> None:
+    reasons = scores.reasons()
+    idle = pool.with_load(np.zeros_like(pool.load))
+    could = score_task(record, idle, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)))
+    healthy_capable = could.feasible & pool.healthy
+    if healthy_capable.any():
+        allocation_id = allocation_id_for(record["id"])
+        plan.allocations[allocation_id] = {
+            "allocation_id": allocation_id, "task_id": record["id"], "agent_id": None, "agent_type": None,
+            "score": 0.0, "breakdown": {}, "weights": dict(weights), "status": "queued", "reasons": reasons,
+            "explanation": "waiting for free capacity on: " + ", ".join(pool.ids[j] for j in np.flatnonzero(healthy_capable)[:5]),
+            "alternatives": [], "overdue": bool(scores.overdue), "created_at": now.isoformat(),
+        }
+        plan.task_patches[record["id"]] = {"status": "queued", "allocation_id": allocation_id}
+    else:
+        _refuse(plan, record, reasons, now)
+
+
+def _refuse(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str], now: datetime) -> bool:
+    allocation_id = allocation_id_for(record["id"])
+    text = "; ".join(f"{a}: {r}" for a, r in list(reasons.items())[:10])
+    plan.allocations[allocation_id] = {
+        "allocation_id": allocation_id, "task_id": record["id"], "agent_id": None, "agent_type": None,
+        "score": 0.0, "breakdown": {}, "weights": {}, "status": "refused", "reasons": dict(reasons),
+        "explanation": f"no feasible agent: {text}", "alternatives": [], "overdue": False,
+        "created_at": now.isoformat(),
+    }
+    plan.task_patches[record["id"]] = {"status": "refused", "allocation_id": allocation_id, "error": f"no feasible agent: {text}"}
+    return False
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)

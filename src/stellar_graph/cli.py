@@ -1,0 +1,145 @@
+"""The ``stellar-graph`` command.
+
+``stellar-graph run SCENARIO`` registers a scenario's agents, orchestrates its tasks through the
+graph (SQLite under the data directory; simulated agents unless a model is configured), shows
+progress while it runs, prints who got what and why, and writes a JSON report.
+
+Exit codes: 0 success, 2 bad scenario, config or arguments, 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from stellar_graph.errors import StellarGraphError
+from stellar_graph.llm import MODEL_ENV
+from stellar_graph.orchestra import StellarOrchestra
+from stellar_graph.scenarios import Scenario, bundled_scenarios, load_scenario
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``stellar-graph``; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        report, path = asyncio.run(_run(args, sys.stdout))
+    except StellarGraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    print(f"report: {path}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stellar-graph", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario through the orchestra")
+    run.add_argument("scenario", help=f"a bundled scenario ({', '.join(bundled_scenarios())}) or a YAML file")
+    run.add_argument("--data-dir", default=None, help="where the SQLite files go (default .stellar_graph)")
+    run.add_argument("--report", default=None, help="JSON report path (default reports/<scenario>-<time>.json)")
+    run.add_argument("--thread", default=None, help="thread id (default: a new one per run)")
+    run.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
+    run.add_argument("--seed", type=int, default=0, help="simulation seed")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], Path]:
+    started = datetime.now(UTC)
+    scenario = load_scenario(args.scenario, now=started)
+    patch: dict[str, Any] = {}
+    if args.data_dir:
+        patch["persistence"] = {"data_dir": args.data_dir}
+    if args.model:
+        patch["llm"] = {"model": args.model}
+    config = scenario.config.merged(patch) if patch else scenario.config
+    thread = args.thread or f"{scenario.name}-{started.strftime('%Y%m%dT%H%M%S%f')}"
+    orchestra = StellarOrchestra(config, thread_id=thread, seed=args.seed)
+    simulated = orchestra.simulated
+    print(f"stellar-graph: scenario {scenario.name!r}, thread {thread!r}, "
+          f"{'SIMULATED agents (no model configured)' if simulated else 'LLM agents'}", file=out)
+    if not args.quiet:
+        orchestra.on("*", lambda e: print(_progress_line(e), file=out, flush=True))
+    async with orchestra:
+        for agent in scenario.agents:
+            await orchestra.register_agent(agent)
+        await orchestra.orchestrate_multiple_tasks(scenario.tasks)
+        await orchestra.wait_idle()
+        state = orchestra.state()
+        metrics = orchestra.get_performance_metrics()
+    print(_summary(state, simulated), file=out)
+    print(_metrics_line(metrics), file=out)
+    report = _report(scenario, thread, simulated, state, metrics, started)
+    return report, Path(args.report or f"reports/{scenario.name}-{started.strftime('%Y%m%dT%H%M%S')}.json")
+
+
+def _progress_line(event: dict[str, Any]) -> str:
+    kind = event.get("type", "?")
+    if kind == "agent_registered":
+        return f"  registered  {event.get('agent_id')}"
+    task, agent = event.get("task_id"), event.get("agent_id")
+    if kind == "task_failed":
+        return f"  failed      {task} on {agent}: {event.get('error')}"
+    return f"  {kind.removeprefix('task_'):<11} {task}" + (f" -> {agent}" if agent else "")
+
+
+def _summary(state: dict[str, Any], simulated: bool) -> str:
+    tasks = sorted((state.get("tasks") or {}).values(), key=lambda t: t.get("seq", 0))
+    allocations = state.get("allocations") or {}
+    rows = [("task", "priority", "agent", "score", "why", "outcome")]
+    for t in tasks:
+        alloc = allocations.get(t.get("allocation_id") or "", {})
+        rows.append((
+            t["id"], t.get("priority", ""), t.get("agent_id") or "-",
+            f"{alloc['score']:.3f}" if alloc.get("agent_id") else "-",
+            _why(alloc), t.get("status", "") + (" (sim)" if simulated and t.get("report") else ""),
+        ))
+    widths = [min(max(len(str(r[i])) for r in rows), 48) for i in range(len(rows[0]))]
+    lines = ["", "  ".join(str(c).ljust(w)[:w] for c, w in zip(rows[0], widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w)[:w] for c, w in zip(r, widths, strict=True)) for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _why(alloc: dict[str, Any]) -> str:
+    if not alloc.get("agent_id"):
+        reasons = alloc.get("reasons") or {}
+        return (next(iter(reasons.values()), "") if reasons else alloc.get("explanation", ""))[:48]
+    weights, breakdown = alloc.get("weights") or {}, alloc.get("breakdown") or {}
+    top = sorted(breakdown, key=lambda f: -weights.get(f, 0) * breakdown[f])[:3]
+    return ", ".join(f"{f} {breakdown[f]:.2f}" for f in top)
+
+
+def _metrics_line(metrics: dict[str, Any]) -> str:
+    eff = metrics["task_allocation"]["efficiency"]
+    tasks = metrics["tasks"]
+    return (f"\ncompleted {tasks['completed']}, failed {tasks['failed']}, by status {tasks['by_status']}; "
+            f"efficiency {eff:.2f}" if eff is not None else "\nno finished tasks")
+
+
+def _report(scenario: Scenario, thread: str, simulated: bool, state: dict[str, Any], metrics: dict[str, Any], started: datetime) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name,
+        "thread_id": thread,
+        "simulated": simulated,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "agents": state.get("agents"),
+        "tasks": state.get("tasks"),
+        "allocations": state.get("allocations"),
+        "metrics": metrics,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

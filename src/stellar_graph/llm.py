@@ -1,0 +1,49 @@
+"""The chat model: ``ChatOpenAI`` built from config, with plain ``httpx`` clients.
+
+Any OpenAI-compatible endpoint works through the usual variables (``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``) or the config. Plain httpx clients are passed because openai 3.x otherwise
+uses its own HTTP stack, which respx (our tests) and users' transport settings do not reach.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+
+from stellar_graph.config import LLMConfig
+
+__all__ = ["MODEL_ENV", "make_chat_model"]
+
+MODEL_ENV = "STELLAR_GRAPH_MODEL"
+"""Setting this (e.g. ``gpt-4o-mini``) turns simulated agents into real LLM agents."""
+
+
+def make_chat_model(config: LLMConfig, **overrides: Any) -> BaseChatModel | None:
+    """Build ``ChatOpenAI`` if a model is configured (config or ``STELLAR_GRAPH_MODEL``), else ``None``.
+
+    Returns:
+        The chat model, or ``None`` meaning "simulate the agents".
+    """
+    name = config.model or os.environ.get(MODEL_ENV)
+    if not name:
+        return None
+    from langchain_openai import ChatOpenAI  # imported lazily: simulated runs never need it
+
+    timeout = httpx.Timeout(config.timeout_seconds)
+    kwargs: dict[str, Any] = {
+        "model": name,
+        "temperature": config.temperature,
+        "timeout": config.timeout_seconds,
+        "max_retries": config.max_retries,
+        "http_client": httpx.Client(timeout=timeout),
+        "http_async_client": httpx.AsyncClient(timeout=timeout),
+        # Token counting must work for proxy model names too (tiktoken only knows OpenAI's).
+        "tiktoken_model_name": "gpt-4o",
+    }
+    if config.base_url:
+        kwargs["base_url"] = config.base_url
+    kwargs.update(overrides)
+    return ChatOpenAI(**kwargs)

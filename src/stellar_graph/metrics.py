@@ -1,0 +1,68 @@
+"""Performance metrics, computed from the checkpointed state (pure functions).
+
+Definitions (see ``docs/metrics.md``):
+
+- ``task_allocation.efficiency`` = completed / (completed + failed + refused) over finished
+  tasks; ``None`` until a task finished.
+- ``task_allocation.allocations``/``refusals``: allocator decisions (a re-allocation counts again).
+- ``performance.throughput_per_minute`` = completed tasks / wall-clock minutes between the first
+  submission and the last finish; ``None`` until a task completed.
+- ``performance.mean_latency_seconds`` = mean of (finished_at − submitted_at) over finished tasks.
+- ``tokens``: prompt and completion tokens reported by the agents' model responses.
+- ``collaboration.success_rate`` and ``adaptation.learning_score`` are ``None`` until the
+  collaboration and learning components record them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+__all__ = ["performance_metrics"]
+
+
+def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics tree of one orchestra thread."""
+    tasks: Mapping[str, Mapping[str, Any]] = state.get("tasks") or {}
+    counters: Mapping[str, float] = state.get("metrics") or {}
+    statuses = Counter(t.get("status") for t in tasks.values())
+    finished = statuses["completed"] + statuses["failed"] + statuses["refused"]
+    samples = counters.get("latency_samples", 0)
+    return {
+        "task_allocation": {
+            "efficiency": statuses["completed"] / finished if finished else None,
+            "allocations": int(counters.get("allocations", 0)),
+            "refusals": int(counters.get("refusals", 0)),
+        },
+        "tasks": {
+            "submitted": int(counters.get("tasks_submitted", 0)),
+            "by_status": dict(statuses),
+            "completed": statuses["completed"],
+            "failed": statuses["failed"],
+        },
+        "performance": {
+            "throughput_per_minute": _throughput(tasks),
+            "mean_latency_seconds": counters.get("latency_seconds_total", 0.0) / samples if samples else None,
+            "agent_calls": int(counters.get("agent_calls", 0)),
+            "waves": int(counters.get("waves", 0)),
+        },
+        "tokens": {
+            "input": int(counters.get("input_tokens", 0)),
+            "output": int(counters.get("output_tokens", 0)),
+        },
+        "collaboration": {"success_rate": None},
+        "adaptation": {"learning_score": None},
+    }
+
+
+def _throughput(tasks: Mapping[str, Mapping[str, Any]]) -> float | None:
+    done = [t for t in tasks.values() if t.get("status") == "completed" and t.get("finished_at")]
+    starts = [t["submitted_at"] for t in tasks.values() if t.get("submitted_at")]
+    if not done or not starts:
+        return None
+    first = min(datetime.fromisoformat(s) for s in starts)
+    last = max(datetime.fromisoformat(t["finished_at"]) for t in done)
+    minutes = max((last - first).total_seconds() / 60, 1e-9)
+    return len(done) / minutes

@@ -1,0 +1,37 @@
+"""``intake``: validate new agents and tasks and put them on the board."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from stellar_graph.agents.spec import AgentTypeRegistry
+from stellar_graph.state import OrchestraState
+from stellar_graph.submission import accept_agents, accept_tasks
+
+__all__ = ["make_intake"]
+
+
+def make_intake(
+    registry: AgentTypeRegistry, count_tokens: Callable[[str], int], clock: Callable[[], datetime]
+) -> Callable[[OrchestraState], dict[str, Any]]:
+    """Build the intake node.
+
+    It raises on bad input (the run stops before anything is written, so nothing already
+    accepted changes) and clears the input keys so a later run does not see them again.
+    """
+
+    def intake(state: OrchestraState) -> dict[str, Any]:
+        agents = accept_agents(state.get("agents") or {}, state.get("register_agents") or [], registry, count_tokens)
+        tasks = accept_tasks(state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock())
+        update: dict[str, Any] = {"submit_tasks": [], "register_agents": []}
+        if agents:
+            update["agents"] = agents
+            update["events"] = [{"type": "agent_registered", "agent_id": a} for a in agents]
+        if tasks:
+            update["tasks"] = tasks
+            update["metrics"] = {"tasks_submitted": len(tasks)}
+        return update
+
+    return intake

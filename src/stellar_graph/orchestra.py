@@ -1,0 +1,312 @@
+"""`StellarOrchestra`: the seed's API (in snake_case, async) over the compiled orchestra graph.
+
+Example:
+    >>> async def main():
+    ...     async with StellarOrchestra() as orchestra:          # SQLite under .stellar_graph/, simulated agents
+    ...         await orchestra.register_agent({"agent_id": "atlas-001", "agent_type": "AtlasAgent",
+    ...             "capabilities": ["knowledge_synthesis"], "specializations": ["ethics"]})
+    ...         allocation = await orchestra.orchestrate_task({"id": "t1", "description": "...",
+    ...             "required_skills": ["ethics"]})
+    ...         print(await orchestra.monitor_task_execution(allocation.allocation_id))
+
+One thread holds the orchestra's state. LangGraph runs one run per thread at a time (two
+overlapping runs would silently lose updates), so every call is queued and executed in order by
+one worker; a call returns when its own part is decided (allocation) or done (monitor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
+
+from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.board import allocation_id_for, utc_now
+from stellar_graph.config import OrchestraConfig
+from stellar_graph.errors import OrchestrationError, UnknownAgentError
+from stellar_graph.events import EventHandler, EventHub
+from stellar_graph.graph import create_orchestra
+from stellar_graph.llm import make_chat_model
+from stellar_graph.metrics import performance_metrics
+from stellar_graph.models import AgentProfile, Allocation
+from stellar_graph.persistence import open_persistence
+from stellar_graph.submission import accept_agents, accept_tasks
+from stellar_graph.task_allocator import TaskAllocator
+from stellar_graph.tokens import count_tokens
+
+__all__ = ["StellarOrchestra"]
+
+logger = logging.getLogger(__name__)
+
+RECURSION_LIMIT = 10_000
+_DONE = frozenset({"completed", "failed", "refused"})
+
+
+class StellarOrchestra:
+    """The central orchestration engine: register agents, orchestrate tasks, read metrics.
+
+    Args:
+        config: an :class:`OrchestraConfig`, a dict or a YAML/TOML path (defaults otherwise).
+        model: the agents' chat model; ``None`` uses ``config.llm`` or simulates the agents.
+        agents: the agent types the orchestra knows (the Vegapunk reference team by default).
+        thread_id: the LangGraph thread holding this orchestra's state.
+        checkpointer: use this checkpointer (and ``store``) instead of opening ``config.persistence``.
+        store: the LangGraph Store for cross-thread memory.
+        seed: simulation seed.
+        clock: time source.
+    """
+
+    def __init__(
+        self,
+        config: OrchestraConfig | Mapping[str, Any] | str | None = None,
+        *,
+        model: BaseChatModel | None = None,
+        agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+        thread_id: str = "stellar-orchestra",
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        store: BaseStore | None = None,
+        seed: int = 0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = OrchestraConfig.load(config)
+        self.thread_id = thread_id
+        self.agent_types = AgentTypeRegistry(agents)
+        self._model = model if model is not None else make_chat_model(self.config.llm)
+        self._graph = create_orchestra(self.config, model=self._model, agents=agents, seed=seed, clock=clock)
+        self._checkpointer, self._store = checkpointer, store
+        self._clock = clock
+        self._events = EventHub()
+        self._stack: AsyncExitStack | None = None
+        self._app: Any = None
+        self._state: dict[str, Any] = {}
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._alloc_waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self.task_allocator = TaskAllocator(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start_orchestration(self) -> None:
+        """Open persistence, compile the graph, and resume work a previous process left unfinished."""
+        if self._app is not None:
+            return
+        self._stack = AsyncExitStack()
+        if self._checkpointer is None:
+            self._checkpointer, self._store = await self._stack.enter_async_context(
+                open_persistence(self.config.persistence)
+            )
+        self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
+        snapshot = await self._app.aget_state(self._run_config())
+        self._state = dict(snapshot.values or {})
+        self._worker = asyncio.create_task(self._work(), name="stellar-orchestra-worker")
+        if snapshot.next:
+            logger.warning("resuming an unfinished run on thread %s (next: %s)", self.thread_id, snapshot.next)
+            await self._submit(None)
+
+    async def stop_orchestration(self) -> None:
+        """Finish queued runs, then close persistence."""
+        if self._worker is not None:
+            await self._queue.join()
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+        self._app = None
+
+    async def __aenter__(self) -> StellarOrchestra:
+        await self.start_orchestration()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_orchestration()
+
+    @property
+    def simulated(self) -> bool:
+        """True when no chat model is configured and agents run simulated."""
+        return self._model is None
+
+    @property
+    def app(self) -> Any:
+        """The compiled graph (for streaming, ``aget_state`` and Studio-style inspection)."""
+        self._require_started()
+        return self._app
+
+    # -- agents ----------------------------------------------------------------------------
+    async def register_agent(self, profile: AgentProfile | Mapping[str, Any]) -> AgentProfile:
+        """Register an agent instance (``atlas-001``) of a known agent type.
+
+        Raises:
+            InvalidInputError, DuplicateAgentError, UnknownAgentError: nothing is registered.
+        """
+        self._require_started()
+        record = accept_agents(self._state.get("agents") or {}, [profile], self.agent_types, count_tokens)
+        await self._submit({"register_agents": [dict(profile) if isinstance(profile, Mapping) else profile.model_dump(mode="json")]})
+        return AgentProfile.model_validate({k: v for k, v in next(iter(record.values())).items() if k in AgentProfile.model_fields})
+
+    def registered_agents(self) -> dict[str, dict[str, Any]]:
+        """Agent id -> registry record (profile, health, prompt tokens)."""
+        return dict(self._state.get("agents") or {})
+
+    # -- tasks -----------------------------------------------------------------------------
+    async def orchestrate_task(self, task: Any) -> Allocation:
+        """Submit one task; return its allocation as soon as the allocator has decided.
+
+        The work itself continues in the background; follow it with :meth:`monitor_task_execution`.
+        """
+        return (await self.orchestrate_multiple_tasks([task]))[0]
+
+    async def orchestrate_multiple_tasks(self, tasks: Sequence[Any]) -> list[Allocation]:
+        """Submit a batch (validated as a whole: one bad task rejects the batch, nothing else changes)."""
+        self._require_started()
+        raw = [t.model_dump(mode="json") if hasattr(t, "model_dump") else dict(t) for t in tasks]
+        records = accept_tasks(self._state.get("tasks") or {}, raw, count_tokens, now=self._clock())
+        loop = asyncio.get_running_loop()
+        waiters = {tid: loop.create_future() for tid in records}
+        for tid, fut in waiters.items():
+            self._alloc_waiters.setdefault(tid, []).append(fut)
+        run = await self._submit({"submit_tasks": raw}, wait=False)
+        await asyncio.wait([run, *waiters.values()], return_when=asyncio.FIRST_COMPLETED)
+        if run.done() and run.exception() is not None:
+            raise run.exception()  # type: ignore[misc]
+        return [Allocation.model_validate(await fut) for fut in waiters.values()]
+
+    async def monitor_task_execution(self, allocation_id: str, *, wait: bool = True) -> dict[str, Any]:
+        """Status, result and timings of an allocation; ``wait`` until the task has finished.
+
+        Raises:
+            UnknownAgentError: no such allocation (the message lists known ones).
+        """
+        self._require_started()
+        task = self._task_for(allocation_id)
+        if wait and task.get("status") not in _DONE:
+            # Runs continue until no work can progress, so once the queue drains the task is
+            # finished, or waiting on something only a later call can change (capacity, agents).
+            await self._queue.join()
+            task = self._task_for(allocation_id)
+        return _execution_view(task, self._state.get("allocations", {}).get(allocation_id, {}))
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued run has finished."""
+        await self._queue.join()
+
+    # -- events and metrics ----------------------------------------------------------------
+    def on(self, event: str, handler: EventHandler) -> None:
+        """Call ``handler(event_dict)`` for each event of that type (``"*"`` for all)."""
+        self._events.on(event, handler)
+
+    def get_performance_metrics(self) -> dict[str, Any]:
+        """The metrics tree (see :mod:`stellar_graph.metrics` for each formula)."""
+        return performance_metrics(self._state)
+
+    def now(self) -> datetime:
+        """The orchestra's clock (a fixed clock in tests)."""
+        return self._clock()
+
+    def state(self) -> dict[str, Any]:
+        """The latest known values of the orchestra's state (a copy)."""
+        return dict(self._state)
+
+    # -- internals -------------------------------------------------------------------------
+    def _require_started(self) -> None:
+        if self._app is None:
+            raise OrchestrationError("The orchestra is not started. Fix: `await orchestra.start_orchestration()` or use `async with StellarOrchestra() as orchestra:`.")
+
+    def _run_config(self) -> dict[str, Any]:
+        return {"configurable": {"thread_id": self.thread_id}, "recursion_limit": RECURSION_LIMIT}
+
+    def _task_for(self, allocation_id: str) -> dict[str, Any]:
+        for task in (self._state.get("tasks") or {}).values():
+            if allocation_id_for(task["id"]) == allocation_id:
+                return dict(task)
+        known = [allocation_id_for(t) for t in self._state.get("tasks") or {}]
+        raise UnknownAgentError(allocation_id, known, kind="allocation id")
+
+    async def _submit(self, payload: Any, *, wait: bool = True) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((payload, fut))
+        if wait:
+            await fut
+        return fut
+
+    async def _work(self) -> None:
+        while True:
+            payload, fut = await self._queue.get()
+            try:
+                await self._run(payload)
+                fut.set_result(None)
+            except Exception as exc:
+                fut.set_exception(exc)
+                self._fail_waiters(exc)
+            finally:
+                snapshot = await self._app.aget_state(self._run_config())
+                self._state = dict(snapshot.values or {})
+                self._resolve_undecided()
+                self._queue.task_done()
+
+    async def _run(self, payload: Any) -> None:
+        stream = self._app.astream(
+            payload, self._run_config(), stream_mode="updates", durability=self.config.persistence.durability
+        )
+        async for chunk in stream:
+            for update in chunk.values():
+                if isinstance(update, dict):
+                    await self._on_update(update)
+
+    async def _on_update(self, update: dict[str, Any]) -> None:
+        for allocation in (update.get("allocations") or {}).values():
+            for fut in self._alloc_waiters.pop(allocation.get("task_id", ""), []):
+                if not fut.done():
+                    fut.set_result(allocation)
+        for event in update.get("events") or []:
+            await self._events.emit(event)
+
+    def _resolve_undecided(self) -> None:
+        """Tasks the run left undecided (waiting on dependencies) are reported as queued."""
+        tasks = self._state.get("tasks") or {}
+        for tid in [t for t in self._alloc_waiters if t in tasks]:
+            waiting = [d for d in tasks[tid].get("dependencies") or [] if tasks.get(d, {}).get("status") != "completed"]
+            allocation = {
+                "allocation_id": allocation_id_for(tid), "task_id": tid, "agent_id": None, "status": "queued",
+                "explanation": f"waiting for dependencies: {waiting}" if waiting else "waiting",
+            }
+            for fut in self._alloc_waiters.pop(tid):
+                if not fut.done():
+                    fut.set_result(allocation)
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        for futures in self._alloc_waiters.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+        self._alloc_waiters.clear()
+
+
+def _execution_view(task: Mapping[str, Any], allocation: Mapping[str, Any]) -> dict[str, Any]:
+    report = task.get("report") or {}
+    return {
+        "allocation_id": allocation.get("allocation_id", allocation_id_for(task["id"])),
+        "task_id": task["id"],
+        "agent_id": task.get("agent_id"),
+        "status": task.get("status"),
+        "result": task.get("result"),
+        "error": task.get("error"),
+        "simulated": report.get("simulated"),
+        "usage": report.get("usage", {}),
+        "timings": {
+            "submitted_at": task.get("submitted_at"),
+            "allocated_at": task.get("allocated_at"),
+            "started_at": task.get("started_at"),
+            "finished_at": task.get("finished_at"),
+            "agent_minutes": report.get("duration_minutes"),
+            "wall_seconds": task.get("wall_seconds"),
+        },
+        "allocation": dict(allocation),
+    }

@@ -1,0 +1,93 @@
+"""Checkpointer and Store from settings: SQLite by default, in-memory, or PostgreSQL.
+
+Example:
+    >>> async def main():
+    ...     async with open_persistence(PersistenceConfig(backend="memory")) as (saver, store):
+    ...         app = create_orchestra().compile(checkpointer=saver, store=store)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
+
+from stellar_graph.config import PersistenceConfig
+from stellar_graph.errors import ConfigurationError
+
+__all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "open_persistence", "sqlite_paths"]
+
+DATA_DIR_ENV = "STELLAR_GRAPH_DATA_DIR"
+DATABASE_URL_ENV = "STELLAR_GRAPH_DATABASE_URL"
+
+
+def sqlite_paths(config: PersistenceConfig) -> tuple[Path, Path]:
+    """The checkpoint and store files under the data directory (``STELLAR_GRAPH_DATA_DIR`` wins)."""
+    root = Path(os.environ.get(DATA_DIR_ENV) or config.data_dir).expanduser()
+    return root / "checkpoints.sqlite", root / "store.sqlite"
+
+
+@asynccontextmanager
+async def open_persistence(
+    config: PersistenceConfig,
+) -> AsyncIterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
+    """Open the configured checkpointer and store; close them on exit.
+
+    Raises:
+        ConfigurationError: PostgreSQL was asked for without a database URL or without the
+            ``postgres`` extra installed.
+    """
+    url = config.database_url or os.environ.get(DATABASE_URL_ENV)
+    # A database URL switches the default SQLite backend to PostgreSQL everywhere.
+    backend = "postgres" if url and config.backend != "memory" else config.backend
+    if backend == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.store.memory import InMemoryStore
+
+        yield InMemorySaver(), InMemoryStore()
+    elif backend == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+        checkpoints, store_file = sqlite_paths(config)
+        checkpoints.parent.mkdir(parents=True, exist_ok=True)
+        async with (
+            AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver,
+            AsyncSqliteStore.from_conn_string(str(store_file)) as store,
+        ):
+            await saver.setup()
+            await store.setup()
+            yield saver, store
+    else:
+        async with _postgres(url) as pair:
+            yield pair
+
+
+@asynccontextmanager
+async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
+    if not url:
+        raise ConfigurationError(
+            "persistence.backend is 'postgres' but no database URL is set. Fix: set "
+            f"`persistence.database_url` or `{DATABASE_URL_ENV}`.",
+            field="persistence.database_url",
+        )
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+    except ImportError:
+        raise ConfigurationError(
+            "PostgreSQL persistence needs the `postgres` extra: pip install 'stellar-graph[postgres]'.",
+            field="persistence.backend",
+            value="postgres",
+        ) from None
+    async with (
+        AsyncPostgresSaver.from_conn_string(url) as saver,
+        AsyncPostgresStore.from_conn_string(url) as store,
+    ):
+        await saver.setup()
+        await store.setup()
+        yield saver, store

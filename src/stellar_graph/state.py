@@ -1,0 +1,96 @@
+"""The orchestra graph's state: key names, schemas and named reducers.
+
+Everything here is JSON-able (dicts, lists, strings, numbers) so that checkpoints stay portable
+between SQLite, PostgreSQL and the LangGraph API server. Reducers are pure top-level functions.
+
+Records keyed by id (agents, tasks, allocations) merge *per record*: an update ``{id: patch}``
+shallow-merges ``patch`` into the existing record, so parallel agent branches can each report
+their own task in the same step without clobbering each other.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict
+
+__all__ = [
+    "AGENTS",
+    "ALLOCATIONS",
+    "EVENTS",
+    "MAX_EVENTS",
+    "METRICS",
+    "REGISTER_AGENTS",
+    "SUBMIT_TASKS",
+    "TASKS",
+    "OrchestraInput",
+    "OrchestraOutput",
+    "OrchestraState",
+    "add_counters",
+    "append_events",
+    "merge_records",
+]
+
+# Key names, defined once. They are saved in checkpoints: renaming one is a breaking change.
+SUBMIT_TASKS = "submit_tasks"
+REGISTER_AGENTS = "register_agents"
+AGENTS = "agents"
+TASKS = "tasks"
+ALLOCATIONS = "allocations"
+METRICS = "metrics"
+EVENTS = "events"
+
+MAX_EVENTS = 200
+"""Only the most recent events stay in the checkpoint (bounded state); handlers see them all."""
+
+
+def merge_records(
+    current: dict[str, dict[str, Any]] | None, update: dict[str, dict[str, Any] | None] | None
+) -> dict[str, dict[str, Any]]:
+    """Merge ``{id: patch}`` into ``{id: record}``; a ``None`` patch deletes the record."""
+    merged = dict(current or {})
+    for key, patch in (update or {}).items():
+        if patch is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = {**merged.get(key, {}), **patch}
+    return merged
+
+
+def add_counters(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
+    """Add numeric counters key by key (metrics written by parallel branches add up)."""
+    merged = dict(current or {})
+    for key, value in (update or {}).items():
+        merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def append_events(current: list[dict[str, Any]] | None, update: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Append events, keeping the newest :data:`MAX_EVENTS`."""
+    merged = [*(current or []), *(update or [])]
+    return merged[-MAX_EVENTS:]
+
+
+class OrchestraInput(TypedDict, total=False):
+    """What a caller sends in one run: new tasks and/or new agent instances."""
+
+    submit_tasks: list[dict[str, Any]]
+    """Tasks to add (``Task`` fields)."""
+    register_agents: list[dict[str, Any]]
+    """Agent instances to register (``AgentProfile`` fields)."""
+
+
+class OrchestraOutput(TypedDict, total=False):
+    """What a run returns: the task board, the allocations and the counters."""
+
+    tasks: Annotated[dict[str, dict[str, Any]], merge_records]
+    allocations: Annotated[dict[str, dict[str, Any]], merge_records]
+    metrics: Annotated[dict[str, float], add_counters]
+
+
+class OrchestraState(OrchestraInput, OrchestraOutput, total=False):
+    """The full checkpointed state of one orchestra thread."""
+
+    agents: Annotated[dict[str, dict[str, Any]], merge_records]
+    """Registry: agent id -> profile (JSON) plus ``healthy`` and ``prompt_tokens``."""
+    events: Annotated[list[dict[str, Any]], append_events]

@@ -1,0 +1,114 @@
+"""Validate new agents and tasks against what the orchestra already holds.
+
+Used twice with the same rules: by the facade before it starts a run (so a bad call fails fast and
+nothing is written), and by the graph's ``intake`` node (so Studio, LangServe and direct graph
+callers get the same checks). A batch is all-or-nothing: one bad entry rejects the batch and
+leaves everything already accepted untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from stellar_graph.agents.render import render_system_prompt, render_task_message
+from stellar_graph.agents.spec import AgentTypeRegistry
+from stellar_graph.errors import DuplicateAgentError, InvalidInputError
+from stellar_graph.models import AgentProfile, Task, parse_model
+
+__all__ = ["accept_agents", "accept_tasks"]
+
+TokenCounter = Callable[[str], int]
+
+
+def accept_agents(
+    existing: Mapping[str, Any],
+    raw: Sequence[Any],
+    registry: AgentTypeRegistry,
+    count_tokens: TokenCounter,
+) -> dict[str, dict[str, Any]]:
+    """Validate agent profiles; return agent id -> registry record.
+
+    Raises:
+        InvalidInputError: a profile is malformed.
+        DuplicateAgentError: the id is registered already or repeated in the batch.
+        UnknownAgentError: the agent type is not one of the orchestra's types.
+    """
+    records: dict[str, dict[str, Any]] = {}
+    for item in raw:
+        profile = parse_model(AgentProfile, item, kind="agent profile")
+        if profile.agent_id in existing or profile.agent_id in records:
+            raise DuplicateAgentError(profile.agent_id)
+        spec = registry.resolve(profile.agent_type)
+        record = profile.model_dump(mode="json")
+        record["agent_type"] = spec.agent_type
+        record["agent_node"] = spec.name
+        record["healthy"] = True
+        record["prompt_tokens"] = count_tokens(render_system_prompt(spec, record))
+        records[profile.agent_id] = record
+    return records
+
+
+def accept_tasks(
+    existing: Mapping[str, Mapping[str, Any]],
+    raw: Sequence[Any],
+    count_tokens: TokenCounter,
+    *,
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    """Validate tasks; return task id -> board record (status ``pending``).
+
+    Raises:
+        InvalidInputError: a task is malformed, its id is taken, a dependency is unknown, or the
+            batch's dependencies form a cycle (the cycle is named).
+    """
+    tasks = [parse_model(Task, item, kind="task") for item in raw]
+    ids = [t.id for t in tasks]
+    for t in tasks:
+        if t.id in existing or ids.count(t.id) > 1:
+            _fail(t.id, "id", t.id, "a task with this id already exists; use a new id")
+    known = set(existing) | set(ids)
+    for t in tasks:
+        unknown = [d for d in t.dependencies if d not in known]
+        if unknown:
+            _fail(t.id, "dependencies", unknown, "unknown task id(s); submit them first or fix the ids")
+    _refuse_cycles({t.id: list(t.dependencies) for t in tasks})
+    seq = max((int(r.get("seq", 0)) for r in existing.values()), default=0)
+    records = {}
+    for offset, t in enumerate(tasks, start=1):
+        record = t.model_dump(mode="json")
+        record.update(
+            status="pending",
+            seq=seq + offset,
+            attempt=0,
+            submitted_at=now.isoformat(),
+            prompt_tokens=count_tokens(render_task_message(record)),
+        )
+        records[t.id] = record
+    return records
+
+
+def _refuse_cycles(graph: Mapping[str, list[str]]) -> None:
+    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep] if dep in path else [node, dep]
+                _fail(node, "dependencies", cycle, "the dependencies form a cycle: " + " -> ".join(cycle))
+            if dep in graph and state.get(dep) is None:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for node in graph:
+        if state.get(node) is None:
+            visit(node, [node])
+
+
+def _fail(task_id: str, field: str, value: object, fix: str) -> None:
+    raise InvalidInputError(
+        f"Invalid task {task_id!r}: `{field}`={value!r}: {fix}.",
+        errors=[{"field": field, "value": value, "message": fix}],
+    )
