@@ -73,14 +73,18 @@ class UnknownAgentError(OrchestrationError, KeyError):
         known: the ids or types that are known.
     """
 
-    def __init__(self, agent: str, known: Sequence[str], *, kind: str = "agent id") -> None:
+    def __init__(
+        self,
+        agent: str,
+        known: Sequence[str],
+        *,
+        kind: str = "agent id",
+        fix: str = "register it first with `register_agent(...)` or check the spelling",
+    ) -> None:
         self.agent = agent
         self.known = sorted(known)
-        shown = ", ".join(repr(k) for k in self.known[:20]) or "none registered yet"
-        super().__init__(
-            f"Unknown {kind} {agent!r}. Known: {shown}. "
-            f"Fix: register it first with `register_agent(...)` or check the spelling."
-        )
+        shown = ", ".join(repr(k) for k in self.known[:20]) or "none yet"
+        super().__init__(f"Unknown {kind} {agent!r}. Known: {shown}. Fix: {fix}.")
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])

@@ -217,7 +217,7 @@ def format_validation_error(kind: str, exc: ValidationError, data: object = None
             msg = "required field is missing; add it"
         parts.append(f"`{field}`={value!r}: {msg}")
     ident = _identity(data)
-    return f"Invalid {kind}{ident}: " + "; ".join(parts)
+    return f"Invalid {kind}{ident}: " + "; ".join(parts) + ". Fix the field(s) named above."
 
 
 def parse_model(model: type[M], data: object, *, kind: str) -> M:

@@ -37,7 +37,7 @@ from stellar_graph.llm import make_chat_model
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.persistence import open_persistence
-from stellar_graph.submission import accept_agents, accept_tasks
+from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
 from stellar_graph.task_allocator import TaskAllocator
 from stellar_graph.tokens import count_tokens
 
@@ -151,6 +151,17 @@ class StellarOrchestra:
         await self._submit({"register_agents": [dict(profile) if isinstance(profile, Mapping) else profile.model_dump(mode="json")]})
         return AgentProfile.model_validate({k: v for k, v in next(iter(record.values())).items() if k in AgentProfile.model_fields})
 
+    def get_agent(self, agent_id: str) -> dict[str, Any]:
+        """The registry record of one agent.
+
+        Raises:
+            UnknownAgentError: the id is not registered (the message lists those that are).
+        """
+        agents = self._state.get("agents") or {}
+        if agent_id not in agents:
+            raise UnknownAgentError(agent_id, list(agents))
+        return dict(agents[agent_id])
+
     def registered_agents(self) -> dict[str, dict[str, Any]]:
         """Agent id -> registry record (profile, health, prompt tokens)."""
         return dict(self._state.get("agents") or {})
@@ -167,7 +178,8 @@ class StellarOrchestra:
         """Submit a batch (validated as a whole: one bad task rejects the batch, nothing else changes)."""
         self._require_started()
         raw = [t.model_dump(mode="json") if hasattr(t, "model_dump") else dict(t) for t in tasks]
-        records = accept_tasks(self._state.get("tasks") or {}, raw, count_tokens, now=self._clock())
+        known = known_agent_names(self._state.get("agents") or {}, self.agent_types)
+        records = accept_tasks(self._state.get("tasks") or {}, raw, count_tokens, now=self._clock(), known_agents=known)
         loop = asyncio.get_running_loop()
         waiters = {tid: loop.create_future() for tid in records}
         for tid, fut in waiters.items():
@@ -185,12 +197,13 @@ class StellarOrchestra:
             UnknownAgentError: no such allocation (the message lists known ones).
         """
         self._require_started()
-        task = self._task_for(allocation_id)
-        if wait and task.get("status") not in _DONE:
+        if wait:
             # Runs continue until no work can progress, so once the queue drains the task is
             # finished, or waiting on something only a later call can change (capacity, agents).
             await self._queue.join()
-            task = self._task_for(allocation_id)
+        else:
+            await self._refresh()
+        task = self._task_for(allocation_id)
         return _execution_view(task, self._state.get("allocations", {}).get(allocation_id, {}))
 
     async def wait_idle(self) -> None:
@@ -227,7 +240,13 @@ class StellarOrchestra:
             if allocation_id_for(task["id"]) == allocation_id:
                 return dict(task)
         known = [allocation_id_for(t) for t in self._state.get("tasks") or {}]
-        raise UnknownAgentError(allocation_id, known, kind="allocation id")
+        raise UnknownAgentError(
+            allocation_id, known, kind="allocation id", fix="use the `allocation_id` that orchestrate_task() returned"
+        )
+
+    async def _refresh(self) -> None:
+        snapshot = await self._app.aget_state(self._run_config())
+        self._state = dict(snapshot.values or {})
 
     async def _submit(self, payload: Any, *, wait: bool = True) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -246,8 +265,7 @@ class StellarOrchestra:
                 fut.set_exception(exc)
                 self._fail_waiters(exc)
             finally:
-                snapshot = await self._app.aget_state(self._run_config())
-                self._state = dict(snapshot.values or {})
+                await self._refresh()
                 self._resolve_undecided()
                 self._queue.task_done()
 

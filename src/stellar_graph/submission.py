@@ -8,7 +8,7 @@ leaves everything already accepted untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from stellar_graph.agents.spec import AgentTypeRegistry
 from stellar_graph.errors import DuplicateAgentError, InvalidInputError
 from stellar_graph.models import AgentProfile, Task, parse_model
 
-__all__ = ["accept_agents", "accept_tasks"]
+__all__ = ["accept_agents", "accept_tasks", "known_agent_names"]
 
 TokenCounter = Callable[[str], int]
 
@@ -56,23 +56,35 @@ def accept_tasks(
     count_tokens: TokenCounter,
     *,
     now: datetime,
+    known_agents: Collection[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Validate tasks; return task id -> board record (status ``pending``).
 
+    Args:
+        known_agents: agent ids and type names a task's ``preferred_agents`` may name
+            (``None`` skips that check).
+
     Raises:
-        InvalidInputError: a task is malformed, its id is taken, a dependency is unknown, or the
-            batch's dependencies form a cycle (the cycle is named).
+        InvalidInputError: a task is malformed, its id is taken, a dependency or preferred agent
+            is unknown, or the batch's dependencies form a cycle (the cycle is named).
     """
     tasks = [parse_model(Task, item, kind="task") for item in raw]
+    if known_agents is not None:
+        lowered = {k.lower() for k in known_agents}
+        for t in tasks:
+            unknown = [a for a in t.preferred_agents if a.lower() not in lowered]
+            if unknown:
+                _fail(t.id, "preferred_agents", unknown, "unknown agent id(s) or type(s)",
+                      f"register the agent first or name one of {sorted(known_agents)[:20]}")
     ids = [t.id for t in tasks]
     for t in tasks:
         if t.id in existing or ids.count(t.id) > 1:
-            _fail(t.id, "id", t.id, "a task with this id already exists; use a new id")
+            _fail(t.id, "id", t.id, "a task with this id already exists", "use a new id")
     known = set(existing) | set(ids)
     for t in tasks:
         unknown = [d for d in t.dependencies if d not in known]
         if unknown:
-            _fail(t.id, "dependencies", unknown, "unknown task id(s); submit them first or fix the ids")
+            _fail(t.id, "dependencies", unknown, "unknown task id(s)", "submit those tasks first or fix the ids")
     _refuse_cycles({t.id: list(t.dependencies) for t in tasks})
     seq = max((int(r.get("seq", 0)) for r in existing.values()), default=0)
     records = {}
@@ -89,6 +101,14 @@ def accept_tasks(
     return records
 
 
+def known_agent_names(agents: Mapping[str, Any], registry: AgentTypeRegistry) -> set[str]:
+    """Agent ids plus every accepted spelling of the agent types."""
+    names = set(agents)
+    for spec in registry.specs:
+        names |= spec.aliases()
+    return names
+
+
 def _refuse_cycles(graph: Mapping[str, list[str]]) -> None:
     state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
 
@@ -97,7 +117,8 @@ def _refuse_cycles(graph: Mapping[str, list[str]]) -> None:
         for dep in graph.get(node, []):
             if state.get(dep) == 1:
                 cycle = [*path[path.index(dep) :], dep] if dep in path else [node, dep]
-                _fail(node, "dependencies", cycle, "the dependencies form a cycle: " + " -> ".join(cycle))
+                _fail(node, "dependencies", cycle, "the dependencies form a cycle: " + " -> ".join(cycle),
+                      "remove one of these dependencies")
             if dep in graph and state.get(dep) is None:
                 visit(dep, [*path, dep])
         state[node] = 2
@@ -107,8 +128,8 @@ def _refuse_cycles(graph: Mapping[str, list[str]]) -> None:
             visit(node, [node])
 
 
-def _fail(task_id: str, field: str, value: object, fix: str) -> None:
+def _fail(task_id: str, field: str, value: object, problem: str, fix: str) -> None:
     raise InvalidInputError(
-        f"Invalid task {task_id!r}: `{field}`={value!r}: {fix}.",
-        errors=[{"field": field, "value": value, "message": fix}],
+        f"Invalid task {task_id!r}: `{field}`={value!r}: {problem}. Fix: {fix}.",
+        errors=[{"field": field, "value": value, "message": problem}],
     )

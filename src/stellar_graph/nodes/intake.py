@@ -8,7 +8,7 @@ from typing import Any
 
 from stellar_graph.agents.spec import AgentTypeRegistry
 from stellar_graph.state import OrchestraState
-from stellar_graph.submission import accept_agents, accept_tasks
+from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
 
 __all__ = ["make_intake"]
 
@@ -24,7 +24,10 @@ def make_intake(
 
     def intake(state: OrchestraState) -> dict[str, Any]:
         agents = accept_agents(state.get("agents") or {}, state.get("register_agents") or [], registry, count_tokens)
-        tasks = accept_tasks(state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock())
+        known = known_agent_names({**(state.get("agents") or {}), **agents}, registry)
+        tasks = accept_tasks(
+            state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock(), known_agents=known
+        )
         update: dict[str, Any] = {"submit_tasks": [], "register_agents": []}
         if agents:
             update["agents"] = agents
