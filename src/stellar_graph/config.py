@@ -197,7 +197,8 @@ class OrchestraConfig(_Section):
 
     def merged(self, patch: Mapping[str, Any]) -> OrchestraConfig:
         """Return a copy with ``patch`` deep-merged in (validated like ``from_dict``)."""
-        return OrchestraConfig.from_dict(_deep_merge(self.model_dump(), patch))
+        # exclude_unset keeps "was this set explicitly?" intact, which precedence rules rely on.
+        return OrchestraConfig.from_dict(_deep_merge(self.model_dump(exclude_unset=True), patch))
 
 
 def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from stellar_graph.llm import make_chat_model
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.persistence import open_persistence
+from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
 from stellar_graph.task_allocator import TaskAllocator
 from stellar_graph.tokens import count_tokens
@@ -161,6 +162,12 @@ class StellarOrchestra:
         if agent_id not in agents:
             raise UnknownAgentError(agent_id, list(agents))
         return dict(agents[agent_id])
+
+    def scoring_tools(self) -> list[Any]:
+        """The deterministic scorer as LangChain tools over this orchestra's registry."""
+        return create_scoring_tools(
+            self.registered_agents, weights=self.config.task_allocation.weights, clock=self._clock
+        )
 
     def registered_agents(self) -> dict[str, dict[str, Any]]:
         """Agent id -> registry record (profile, health, prompt tokens)."""

@@ -26,8 +26,13 @@ DATABASE_URL_ENV = "STELLAR_GRAPH_DATABASE_URL"
 
 
 def sqlite_paths(config: PersistenceConfig) -> tuple[Path, Path]:
-    """The checkpoint and store files under the data directory (``STELLAR_GRAPH_DATA_DIR`` wins)."""
-    root = Path(os.environ.get(DATA_DIR_ENV) or config.data_dir).expanduser()
+    """The checkpoint and store files under the data directory.
+
+    Precedence: ``data_dir`` set explicitly in the config, then ``STELLAR_GRAPH_DATA_DIR``, then the
+    default ``.stellar_graph``.
+    """
+    explicit = "data_dir" in config.model_fields_set
+    root = Path(config.data_dir if explicit else os.environ.get(DATA_DIR_ENV) or config.data_dir).expanduser()
     return root / "checkpoints.sqlite", root / "store.sqlite"
 
 

@@ -1,0 +1,66 @@
+"""`stellar-graph run`: bundled scenario end to end, and clear errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stellar_graph.cli import main
+
+
+def test_run_bundled_scenario_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    code = main(["run", "vegapunk", "--data-dir", str(tmp_path / "d"), "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "SIMULATED agents" in out
+    assert "allocated   ethics-framework -> atlas-001" in out  # progress while it runs
+    assert "coral-survey" in out and "missing skill(s): marine_biology" in out  # who got what and why
+    data = json.loads(report.read_text())
+    assert data["simulated"] is True
+    statuses = {t: r["status"] for t, r in data["tasks"].items()}
+    assert statuses["coral-survey"] == "refused"
+    assert all(s in {"completed", "failed"} for t, s in statuses.items() if t != "coral-survey")
+    # Dependencies ran in order: launch-decision after both of its prerequisites finished.
+    tasks = data["tasks"]
+    assert tasks["launch-decision"]["started_at"] >= max(tasks[d]["finished_at"] for d in ("risk-review", "demand-forecast"))
+    assert data["metrics"]["tasks"]["submitted"] == 11
+    assert (tmp_path / "d" / "checkpoints.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("tasks: [{id: t1, description: x, required_skills: [a], priority: urgent}]", "tasks[0]"),
+        ("agents: [{agent_id: a-1, agent_type: AtlasAgent}]", "at least one capability"),
+        ("config: {task_allocation: {strategy: magic}}", "task_allocation.strategy"),
+        ("surprise: 1", "unknown key"),
+        ("tasks: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_scenario_exits_2_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    assert main(["run", str(path), "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err
+
+
+def test_missing_scenario_names_the_bundled_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "no-such-scenario"]) == 2
+    assert "vegapunk" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script_entry_point(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "stellar_graph.cli", "run", "vegapunk", "--quiet",
+         "--data-dir", str(tmp_path / "d"), "--report", str(tmp_path / "r.json")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "report:" in proc.stdout
