@@ -15,7 +15,9 @@ FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-live", action="store_true", help="run tests marked `live` (real LLM provider)")
+    parser.addoption(
+        "--run-live", action="store_true", help="run tests marked `live` (real LLM provider)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

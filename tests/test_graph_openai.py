@@ -31,10 +31,18 @@ AGENTS = [
 
 
 @respx.mock(base_url=BASE, assert_all_called=True)
-async def test_task_runs_through_real_chat_openai(respx_mock: respx.MockRouter, fixed_clock) -> None:
-    answer = {"result": "Let a=2m, b=2n; a+b=2(m+n).", "criteria_met": ["rigorous proof"], "confidence": 0.97}
+async def test_task_runs_through_real_chat_openai(
+    respx_mock: respx.MockRouter, fixed_clock
+) -> None:
+    answer = {
+        "result": "Let a=2m, b=2n; a+b=2(m+n).",
+        "criteria_met": ["rigorous proof"],
+        "confidence": 0.97,
+    }
     route = respx_mock.post("/chat/completions").mock(
-        return_value=httpx.Response(200, json=structured_completion(answer, prompt_tokens=321, completion_tokens=45))
+        return_value=httpx.Response(
+            200, json=structured_completion(answer, prompt_tokens=321, completion_tokens=45)
+        )
     )
     model = make_test_chat_openai(BASE, model="gpt-4o-mini")
     app = create_orchestra(model=model, clock=fixed_clock).compile(checkpointer=InMemorySaver())
@@ -69,11 +77,15 @@ async def test_task_runs_through_real_chat_openai(respx_mock: respx.MockRouter, 
 
 
 @respx.mock(base_url=BASE)
-async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(respx_mock: respx.MockRouter, fixed_clock) -> None:
+async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(
+    respx_mock: respx.MockRouter, fixed_clock
+) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=structured_completion({"nonsense": True}))
     )
-    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(checkpointer=InMemorySaver())
+    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
+        checkpointer=InMemorySaver()
+    )
     out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
     task = out["tasks"]["proof-1"]
     assert task["status"] == "failed"
@@ -85,9 +97,15 @@ async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(respx_mock: r
 
 
 @respx.mock(base_url=BASE)
-async def test_http_500_is_a_recorded_failure_not_a_crash(respx_mock: respx.MockRouter, fixed_clock) -> None:
-    respx_mock.post("/chat/completions").mock(return_value=httpx.Response(500, json={"error": {"message": "boom"}}))
-    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(checkpointer=InMemorySaver())
+async def test_http_500_is_a_recorded_failure_not_a_crash(
+    respx_mock: respx.MockRouter, fixed_clock
+) -> None:
+    respx_mock.post("/chat/completions").mock(
+        return_value=httpx.Response(500, json={"error": {"message": "boom"}})
+    )
+    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
+        checkpointer=InMemorySaver()
+    )
     out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
     assert out["tasks"]["proof-1"]["status"] == "failed"
     assert "500" in out["tasks"]["proof-1"]["error"] or "Error" in out["tasks"]["proof-1"]["error"]

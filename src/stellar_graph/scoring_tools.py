@@ -59,7 +59,7 @@ def create_scoring_tools(
     """
 
     def _scores(query: _TaskQuery) -> tuple[AgentPool, Any]:
-        task = parse_model(Task, {"id": "query", "description": "scoring query", **query.model_dump()}, kind="task")
+        task = parse_model(Task, {"id": "query", "description": "scoring query", **query.model_dump(include=set(_TaskQuery.model_fields))}, kind="task")
         pool = AgentPool.from_records(list(agents().values()))
         return pool, score_task(task.model_dump(mode="json"), pool, weights=weights, now=clock())
 
