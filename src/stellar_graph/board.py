@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from stellar_graph.allocation import assign
+from stellar_graph.allocation import Strategy, assign
 from stellar_graph.models import PRIORITY_RANK
 from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_task
 
@@ -95,7 +95,7 @@ def plan_allocations(
     *,
     weights: Mapping[str, float],
     now: datetime,
-    strategy: str = "auto",
+    strategy: Strategy = "auto",
     past_deadline: str = "flag",
     duration_factors: Mapping[str, float] | None = None,
 ) -> AllocationPlan:

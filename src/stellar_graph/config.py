@@ -45,6 +45,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 
 
+RecoveryStrategy = Literal["retry", "reassign", "fallback", "escalate"]
+_DEFAULT_RECOVERY: tuple[RecoveryStrategy, ...] = ("retry", "reassign", "fallback")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -105,9 +109,7 @@ class EmergencyProtocolsConfig(_Section):
 
     auto_escalation: bool = True
     notification_channels: list[Literal["email", "slack", "webhook"]] = Field(default_factory=list)
-    recovery_strategies: list[Literal["retry", "reassign", "fallback", "escalate"]] = Field(
-        default_factory=lambda: ["retry", "reassign", "fallback"]
-    )
+    recovery_strategies: list[RecoveryStrategy] = Field(default_factory=lambda: list(_DEFAULT_RECOVERY))
 
 
 class LearningParametersConfig(_Section):

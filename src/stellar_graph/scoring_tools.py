@@ -84,7 +84,7 @@ def create_scoring_tools(
             return f"error: {exc}"
         if not scores.feasible[i]:
             return f"{query.agent_id} cannot take this task: {scores.reasons()[query.agent_id]}"
-        return scores.explain(i, weights)
+        return str(scores.explain(i, weights))
 
     return [
         StructuredTool.from_function(

@@ -123,7 +123,7 @@ async def _call_model(model: BaseChatModel, spec: AgentSpec, state: _AgentState)
     structured = model.with_structured_output(AgentAnswer, include_raw=True)
     agent_id = state["agent"]["agent_id"]
     try:
-        out = await structured.ainvoke(messages)
+        out: dict[str, Any] = dict(await structured.ainvoke(messages))  # include_raw=True: a dict
     except (ValidationError, OutputParserException, ValueError) as exc:
         # Some providers parse inside the client and raise instead of reporting `parsing_error`.
         raise _garbage(agent_id, exc, "") from exc

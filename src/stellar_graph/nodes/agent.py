@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph.state import CompiledStateGraph
 
+from stellar_graph.agents.factory import AgentInput
 from stellar_graph.board import allocation_id_for
+from stellar_graph.nodes import AgentNode
 
 __all__ = ["make_agent_node"]
 
 logger = logging.getLogger(__name__)
 
 
-def make_agent_node(name: str, agent: CompiledStateGraph[Any, Any, Any, Any]) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+def make_agent_node(name: str, agent: CompiledStateGraph[Any, Any, Any, Any]) -> AgentNode:
     """Wrap a compiled agent subgraph as the node that ``Send`` packets go to.
 
     The wrapper (rather than adding the subgraph directly) keeps the agent's private keys out of
@@ -26,7 +27,8 @@ def make_agent_node(name: str, agent: CompiledStateGraph[Any, Any, Any, Any]) ->
     agent never cancels its siblings in the same superstep.
     """
 
-    async def run_agent(packet: dict[str, Any]) -> dict[str, Any]:
+    async def run_agent(state: AgentInput) -> dict[str, Any]:
+        packet: dict[str, Any] = dict(state)  # the Send packet for this task
         task, agent_record = packet["task"], packet["agent"]
         started = time.perf_counter()
         try:

@@ -10,12 +10,13 @@ from langgraph.types import Command, Send
 
 from stellar_graph.board import plan_allocations
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.nodes import StateNode
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_allocator", "make_dispatch"]
 
 
-def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Callable[[OrchestraState], dict[str, Any]]:
+def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:
     """Build the allocator node: score ready tasks against agents and assign under capacity."""
     alloc = config.task_allocation
 
@@ -49,7 +50,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
     return allocator
 
 
-def make_dispatch(clock: Callable[[], datetime]) -> Callable[[OrchestraState], Command[Any]]:
+def make_dispatch(clock: Callable[[], datetime]) -> StateNode:
     """Build the dispatch node: one ``Send`` per allocated task to its agent type's subgraph node."""
 
     def dispatch(state: OrchestraState) -> Command[Any]:

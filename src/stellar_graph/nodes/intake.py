@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from stellar_graph.agents.spec import AgentTypeRegistry
+from stellar_graph.nodes import StateNode
 from stellar_graph.state import OrchestraState
 from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
 
@@ -15,7 +16,7 @@ __all__ = ["make_intake"]
 
 def make_intake(
     registry: AgentTypeRegistry, count_tokens: Callable[[str], int], clock: Callable[[], datetime]
-) -> Callable[[OrchestraState], dict[str, Any]]:
+) -> StateNode:
     """Build the intake node.
 
     It raises on bad input (the run stops before anything is written, so nothing already

@@ -9,12 +9,13 @@ from typing import Any, Literal
 from langgraph.config import get_stream_writer
 
 from stellar_graph.board import FINISHED, ready_tasks
+from stellar_graph.nodes import StateNode
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_monitor", "route_after_monitor"]
 
 
-def make_monitor(clock: Callable[[], datetime]) -> Callable[[OrchestraState], dict[str, Any]]:
+def make_monitor(clock: Callable[[], datetime]) -> StateNode:
     """Build the monitor node: record end-to-end latencies of newly finished tasks, stream progress."""
 
     def monitor(state: OrchestraState) -> dict[str, Any]:
