@@ -27,16 +27,19 @@ TASKS = [
 ]
 
 
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as log:
+        log.write(line + "\n")
+
+
 def main() -> None:
     data_dir, log_file, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 
     async def call(messages):
         task_id = re.search(r"Task (calc-\d+)", messages[-1].content).group(1)
-        with open(log_file, "a") as log:
-            log.write(f"start {task_id}\n")
+        await asyncio.to_thread(_append, log_file, f"start {task_id}")
         await asyncio.sleep(0.4)
-        with open(log_file, "a") as log:
-            log.write(f"end {task_id}\n")
+        await asyncio.to_thread(_append, log_file, f"end {task_id}")
         return structured(
             AgentAnswer(result=f"value of {task_id}", criteria_met=["exact value"], confidence=1.0)
         )
