@@ -141,7 +141,7 @@ def test_no_feasible_agent_is_refused_with_each_reason() -> None:
     assert plan.task_patches["t"]["error"].startswith("no feasible agent: atlas-001: missing skill(s)")
 
 
-def test_no_free_capacity_queues_instead_of_refusing_and_priority_goes_first() -> None:
+def test_beyond_free_capacity_tasks_queue_on_a_slot_and_priority_goes_first() -> None:
     team = agents({"agent_id": "a-1", "agent_type": "atlas", "capabilities": ["ethics"], "capacity": 1})
     tasks = board(
         {"id": "low", "required_skills": ["ethics"], "priority": "low"},
@@ -150,7 +150,25 @@ def test_no_free_capacity_queues_instead_of_refusing_and_priority_goes_first() -
     plan = decide(tasks, team)
     assert plan.task_patches["urgent"]["status"] == "allocated"
     assert plan.task_patches["low"]["status"] == "queued"
-    assert "waiting for free capacity on: a-1" in plan.allocations["alloc-low"]["explanation"]
+    queued = plan.allocations["alloc-low"]
+    assert (queued["agent_id"], queued["queue_position"], queued["predicted_start_minutes"]) == ("a-1", 1, 60.0)
+    assert "queued on a-1 slot 0 behind 1 task(s); predicted start in 60 min" in queued["explanation"]
+
+
+def test_queued_work_goes_where_it_finishes_first_not_behind_a_long_task() -> None:
+    team = agents(
+        {"agent_id": "a-1", "agent_type": "atlas", "capabilities": ["ethics", "engineering"], "capacity": 1},
+        {"agent_id": "e-1", "agent_type": "edison", "capabilities": ["engineering"], "capacity": 1},
+    )
+    tasks = board(
+        {"id": "long", "required_skills": ["ethics"], "estimated_duration_minutes": 600},
+        *({"id": f"q{i}", "required_skills": ["engineering"], "estimated_duration_minutes": 10} for i in range(5)),
+    )
+    plan = decide(tasks, team)
+    assert plan.task_patches["long"]["agent_id"] == "a-1"
+    placed = {t: plan.task_patches[t]["agent_id"] for t in tasks if t != "long"}
+    assert list(placed.values()) == ["e-1"] * 5  # nothing queued behind the 600-minute task
+    assert sorted(plan.task_patches[t]["queue_position"] for t in placed) == [0, 1, 2, 3, 4]
 
 
 def test_explanation_is_factor_by_factor() -> None:

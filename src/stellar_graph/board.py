@@ -4,7 +4,8 @@ Pure functions over the JSON records kept in the graph state (no LangGraph here)
 node calls :func:`plan_allocations`; tests call it directly.
 
 Task record (``state["tasks"][id]``): the ``Task`` fields plus ``status`` (``pending`` →
-``queued`` → ``allocated`` → ``completed``/``failed``, or ``refused``), ``agent_id``,
+``allocated`` (first on a free slot) or ``queued`` (behind other work on a slot) →
+``completed``/``failed``, or ``refused``), ``agent_id``, ``slot``, ``queue_position``,
 ``allocation_id``, ``seq`` (submission order), ``prompt_tokens`` (task message), ``attempt``,
 ``result``/``error``/``report`` once done.
 """
@@ -24,17 +25,19 @@ from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_tas
 
 __all__ = [
     "ACTIVE",
-    "allocation_id_for",
     "FINISHED",
+    "QUEUE_SCORE_TOLERANCE",
+    "allocation_id_for",
     "AllocationPlan",
     "agent_loads",
     "plan_allocations",
     "ready_tasks",
 ]
 
-ACTIVE = frozenset({"allocated", "running"})
+ACTIVE = frozenset({"allocated", "queued", "running"})
+"""Bound to an agent: counted in its load."""
 FINISHED = frozenset({"completed", "failed", "refused"})
-WAITING = frozenset({"pending", "queued"})
+WAITING = frozenset({"pending"})
 
 
 @dataclass
@@ -99,11 +102,13 @@ def plan_allocations(
     past_deadline: str = "flag",
     duration_factors: Mapping[str, float] | None = None,
 ) -> AllocationPlan:
-    """Decide allocations for every ready task under the agents' free capacity.
+    """Bind every ready task to an agent slot, or refuse it with each agent's reason.
 
-    Priorities are served in tiers (critical first), each tier solved by :func:`assign` on the
-    capacity the tiers above left. A task that no agent could ever take is ``refused`` with each
-    agent's reason; one that only lacks free capacity is ``queued`` and retried next pass.
+    Free slots are filled first, jointly: priorities in tiers (critical first), each tier solved
+    by :func:`assign`. Tasks beyond the free capacity are queued behind running work, each on the
+    slot where it is predicted to finish earliest among agents scoring within
+    :data:`QUEUE_SCORE_TOLERANCE` of its best agent (list scheduling), so a slow queue does not
+    collect unrelated work.
     """
     plan = AllocationPlan()
     ready, doomed = ready_tasks(tasks)
@@ -115,11 +120,11 @@ def plan_allocations(
         for tid in ready:
             _refuse(plan, tasks[tid], {"(none)": "no agents registered"}, now)
         return plan
-    records = list(agents.values())
     loads = agent_loads(tasks)
-    pool = AgentPool.from_records([{**a, "load": loads.get(a["agent_id"], 0)} for a in records])
+    pool = AgentPool.from_records([{**a, "load": loads.get(a["agent_id"], 0)} for a in agents.values()])
     factors = _duration_factors(pool, duration_factors)
-    free = np.maximum(pool.capacity - pool.load, 0)
+    queues = _SlotQueues(pool)
+    overflow: list[dict[str, Any]] = []
     for tier in _tiers(ready, tasks):
         recs = [dict(tasks[t]) for t in tier]
         if past_deadline == "refuse":
@@ -128,17 +133,69 @@ def plan_allocations(
             continue
         tokens = [int(r.get("prompt_tokens", 0)) for r in recs]
         matrix = score_matrix(recs, pool, weights=weights, now=now, task_tokens=tokens)
-        chosen = assign(matrix, free, strategy=strategy)
+        chosen = assign(matrix, queues.free_slots(), strategy=strategy)
         for record, agent_index in zip(recs, chosen.tolist(), strict=True):
-            scores = score_task(record, pool, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)), duration_factor=factors)
-            if agent_index >= 0:
-                free[agent_index] -= 1
-                _allocate(plan, record, scores, agent_index, pool, weights, now)
-            else:
-                _queue_or_refuse(plan, record, scores, pool, weights, now)
+            if agent_index < 0:
+                overflow.append(record)
+                continue
+            scores = _score(record, pool, weights, now, factors)
+            _bind(plan, record, scores, agent_index, queues.push(agent_index, float(scores.predicted_minutes[agent_index])), pool, weights, now)
         # Lower-priority tiers see the load the tiers above just took.
-        pool = pool.with_load(pool.capacity - free)
+        pool = pool.with_load(queues.lengths())
+    idle = pool.with_load(np.zeros_like(pool.load))
+    for record in overflow:
+        scores = _score(record, idle, weights, now, factors)
+        if not scores.feasible.any():
+            _refuse(plan, record, scores.reasons(), now)
+            continue
+        agent_index = queues.earliest_finish(scores)
+        _bind(plan, record, scores, agent_index, queues.push(agent_index, float(scores.predicted_minutes[agent_index])), idle, weights, now)
     return plan
+
+
+QUEUE_SCORE_TOLERANCE = 0.9
+"""A queued task may go to any agent scoring at least this fraction of its best agent's score."""
+
+
+class _SlotQueues:
+    """Per agent: its slots (capacity many) with queue length and predicted minutes until free."""
+
+    def __init__(self, pool: AgentPool) -> None:
+        self.capacity = pool.capacity.astype(int)
+        self.busy_until = [np.zeros(int(c)) for c in self.capacity]
+        self.length = [np.zeros(int(c), dtype=int) for c in self.capacity]
+        for i, load in enumerate(pool.load.tolist()):  # work already running occupies slots
+            for _ in range(min(int(load), int(self.capacity[i]))):
+                self.length[i][int(np.argmin(self.length[i]))] += 1
+        self.earliest = np.zeros(len(self.capacity))
+
+    def free_slots(self) -> np.ndarray:
+        return np.array([int((lengths == 0).sum()) for lengths in self.length])
+
+    def lengths(self) -> np.ndarray:
+        return np.array([int(lengths.sum()) for lengths in self.length])
+
+    def push(self, agent: int, minutes: float) -> tuple[int, int, float]:
+        """Queue a task on the agent's earliest-free slot; return (slot, position, start minutes)."""
+        slot = int(np.argmin(self.busy_until[agent]))
+        start = float(self.busy_until[agent][slot])
+        position = int(self.length[agent][slot])
+        self.busy_until[agent][slot] += minutes
+        self.length[agent][slot] += 1
+        self.earliest[agent] = float(self.busy_until[agent].min())
+        return slot, position, start
+
+    def earliest_finish(self, scores: TaskScores) -> int:
+        best = float(scores.total[scores.feasible].max())
+        candidates = np.flatnonzero(scores.feasible & (scores.total >= QUEUE_SCORE_TOLERANCE * best))
+        finish = self.earliest[candidates] + scores.predicted_minutes[candidates]
+        # Earliest finish; ties go to the higher score, then to the lower index (registration order).
+        order = np.lexsort((candidates, -scores.total[candidates], finish))
+        return int(candidates[order[0]])
+
+
+def _score(record: Mapping[str, Any], pool: AgentPool, weights: Mapping[str, float], now: datetime, factors: np.ndarray | None) -> TaskScores:
+    return score_task(record, pool, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)), duration_factor=factors)
 
 
 def _tiers(ready: Sequence[str], tasks: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
@@ -159,13 +216,23 @@ def _past_due(record: Mapping[str, Any], now: datetime) -> bool:
     return bool(deadline) and datetime.fromisoformat(str(deadline)) <= now
 
 
-def _allocate(plan: AllocationPlan, record: Mapping[str, Any], scores: TaskScores, i: int, pool: AgentPool, weights: Mapping[str, float], now: datetime) -> None:
-    tid = record["id"]
+def _bind(
+    plan: AllocationPlan,
+    record: Mapping[str, Any],
+    scores: TaskScores,
+    i: int,
+    place: tuple[int, int, float],
+    pool: AgentPool,
+    weights: Mapping[str, float],
+    now: datetime,
+) -> None:
+    tid, (slot, position, start) = record["id"], place
     allocation_id = allocation_id_for(tid)
     minutes = float(scores.predicted_minutes[i])
-    alternatives = [
-        {"agent_id": pool.ids[j], "score": round(float(scores.total[j]), 6)} for j in scores.ranked(4) if j != i
-    ][:3]
+    status = "allocated" if position == 0 else "queued"
+    explanation = scores.explain(i, weights)
+    if position:
+        explanation += f"\nqueued on {pool.ids[i]} slot {slot} behind {position} task(s); predicted start in {start:.0f} min"
     plan.allocations[allocation_id] = {
         "allocation_id": allocation_id,
         "task_id": tid,
@@ -174,42 +241,31 @@ def _allocate(plan: AllocationPlan, record: Mapping[str, Any], scores: TaskScore
         "score": round(float(scores.total[i]), 6),
         "breakdown": {k: round(v, 6) for k, v in scores.breakdown(i).items()},
         "weights": dict(weights),
-        "status": "allocated",
+        "status": status,
         "reasons": {},
-        "explanation": scores.explain(i, weights),
-        "alternatives": alternatives,
+        "explanation": explanation,
+        "alternatives": [
+            {"agent_id": pool.ids[j], "score": round(float(scores.total[j]), 6)} for j in scores.ranked(4) if j != i
+        ][:3],
+        "slot": slot,
+        "queue_position": position,
+        "predicted_start_minutes": round(start, 3),
         "predicted_duration_minutes": round(minutes, 3),
-        "predicted_completion": (now + timedelta(minutes=minutes)).isoformat(),
+        "predicted_completion": (now + timedelta(minutes=start + minutes)).isoformat(),
         "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
         "overdue": bool(scores.overdue),
         "created_at": now.isoformat(),
     }
     plan.task_patches[tid] = {
-        "status": "allocated",
+        "status": status,
         "agent_id": pool.ids[i],
+        "slot": slot,
+        "queue_position": position,
         "allocation_id": allocation_id,
         "attempt": int(record.get("attempt", 0)) + 1,
         "allocated_at": now.isoformat(),
     }
     plan.dispatched.append(tid)
-
-
-def _queue_or_refuse(plan: AllocationPlan, record: Mapping[str, Any], scores: TaskScores, pool: AgentPool, weights: Mapping[str, float], now: datetime) -> None:
-    reasons = scores.reasons()
-    idle = pool.with_load(np.zeros_like(pool.load))
-    could = score_task(record, idle, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)))
-    healthy_capable = could.feasible & pool.healthy
-    if healthy_capable.any():
-        allocation_id = allocation_id_for(record["id"])
-        plan.allocations[allocation_id] = {
-            "allocation_id": allocation_id, "task_id": record["id"], "agent_id": None, "agent_type": None,
-            "score": 0.0, "breakdown": {}, "weights": dict(weights), "status": "queued", "reasons": reasons,
-            "explanation": "waiting for free capacity on: " + ", ".join(pool.ids[j] for j in np.flatnonzero(healthy_capable)[:5]),
-            "alternatives": [], "overdue": bool(scores.overdue), "created_at": now.isoformat(),
-        }
-        plan.task_patches[record["id"]] = {"status": "queued", "allocation_id": allocation_id}
-    else:
-        _refuse(plan, record, reasons, now)
 
 
 def _refuse(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str], now: datetime) -> bool:

@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from stellar_graph.agents.factory import create_agent
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.agents.worker import create_slot_worker
 from stellar_graph.board import utc_now
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.llm import make_chat_model
@@ -80,8 +81,9 @@ def create_orchestra(
     names = tuple(spec.name for spec in registry.specs)
     builder.add_node("dispatch", make_dispatch(clock), destinations=(*names, "optimizer"))
     for spec in registry.specs:
-        subgraph = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
-        builder.add_node(spec.name, make_agent_node(spec.name, subgraph))
+        agent = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
+        worker = create_slot_worker(agent).compile(name=f"{spec.name}_worker")
+        builder.add_node(spec.name, make_agent_node(spec.name, worker))
         builder.add_edge(spec.name, "monitor")
     builder.add_node("monitor", make_monitor(clock))
     builder.add_node("optimizer", make_optimizer())

@@ -194,6 +194,9 @@ class Allocation(_Edge):
     )
     explanation: str = ""
     alternatives: list[dict[str, Any]] = Field(default_factory=list)
+    slot: int | None = Field(default=None, description="The agent's slot (0..capacity-1) the task runs on.")
+    queue_position: int | None = Field(default=None, description="Tasks ahead of it on that slot.")
+    predicted_start_minutes: float | None = None
     predicted_duration_minutes: float | None = None
     predicted_completion: datetime | None = None
     estimated_prompt_tokens: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stellar_graph.agents.factory import AgentInput
+from stellar_graph.agents.worker import WorkerInput
 from stellar_graph.state import OrchestraState
 
 __all__ = ["AgentNode", "StateNode"]
@@ -19,4 +19,4 @@ class StateNode(Protocol):
 class AgentNode(Protocol):
     """An agent-type node: it receives one ``Send`` packet."""
 
-    async def __call__(self, state: AgentInput) -> dict[str, Any]: ...
+    async def __call__(self, state: WorkerInput) -> dict[str, Any]: ...

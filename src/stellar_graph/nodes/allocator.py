@@ -41,7 +41,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> St
             "allocations": plan.allocations,
             "events": events,
             "metrics": {
-                "allocations": statuses.count("allocated"),
+                "allocations": statuses.count("allocated") + statuses.count("queued"),
                 "refusals": statuses.count("refused"),
                 "tasks_failed": sum(1 for p in plan.task_patches.values() if p.get("status") == "failed"),
             },
@@ -51,29 +51,31 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> St
 
 
 def make_dispatch(clock: Callable[[], datetime]) -> StateNode:
-    """Build the dispatch node: one ``Send`` per allocated task to its agent type's subgraph node."""
+    """Build the dispatch node: one ``Send`` per (agent instance, slot) with that slot's queue."""
 
     def dispatch(state: OrchestraState) -> Command[Any]:
         tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
-        ready = sorted((t for t in tasks.values() if t.get("status") == "allocated"), key=lambda t: t["seq"])
-        if not ready:
+        bound = [t for t in tasks.values() if t.get("status") in {"allocated", "queued"} and t.get("agent_id")]
+        if not bound:
             return Command(goto="optimizer")
+        queues: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for task in sorted(bound, key=lambda t: (t.get("queue_position", 0), t["seq"])):
+            queues.setdefault((task["agent_id"], int(task.get("slot", 0))), []).append(task)
+        sends = [
+            Send(agents[agent_id]["agent_node"], {"agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue]})
+            for (agent_id, slot), queue in sorted(queues.items())
+        ]
         now = clock().isoformat()
-        sends = []
-        for task in ready:
-            agent = agents[task["agent_id"]]
-            packet = {"task": _task_fields(task), "agent": agent, "attempt": task.get("attempt", 1), "inbox": []}
-            sends.append(Send(agent["agent_node"], packet))
-        patches = {t["id"]: {"status": "running", "started_at": now} for t in ready}
-        allocs = {t["allocation_id"]: {"status": "running"} for t in ready}
-        return Command(update={"tasks": patches, "allocations": allocs}, goto=sends)
+        # Heads of the queues start now; the rest stay `queued` until their worker reaches them.
+        patches = {t["id"]: {"status": "running", "started_at": now} for t in bound if not t.get("queue_position")}
+        return Command(update={"tasks": patches}, goto=sends)
 
     return dispatch
 
 
 _TASK_FIELDS = (
     "id", "description", "priority", "deadline", "required_skills", "estimated_duration_minutes",
-    "resources", "dependencies", "success_criteria", "token_budget",
+    "resources", "dependencies", "success_criteria", "token_budget", "attempt",
 )
 
 
