@@ -562,3 +562,28 @@ def test_synthetic_generator_makes_valid_records(monkeypatch: pytest.MonkeyPatch
     assert any(t["dependencies"] for t in tasks)
     scores = score_matrix(tasks, AgentPool.from_records(agents), weights=W, now=SYN_NOW)
     assert np.isfinite(scores).any() and np.isneginf(scores).any()
+
+
+def test_score_matrix_honours_duration_factor_like_score_task() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from stellar_graph.config import DEFAULT_WEIGHTS
+    from stellar_graph.scoring import AgentPool, score_matrix, score_task
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    pool = AgentPool.from_records([
+        {"agent_id": f"a{i}", "agent_type": "t", "capabilities": ["x"], "speed": 1.0 + i / 3} for i in range(4)
+    ])
+    tasks = [
+        {"id": f"t{j}", "description": "d", "required_skills": ["x"], "estimated_duration_minutes": 30 + 20 * j,
+         "deadline": (now + timedelta(minutes=90)).isoformat()}
+        for j in range(3)
+    ]
+    factor = np.array([1.0, 1.5, 2.5, 0.8])
+    matrix = score_matrix(tasks, pool, weights=DEFAULT_WEIGHTS, now=now, duration_factor=factor)
+    stacked = np.stack([score_task(t, pool, weights=DEFAULT_WEIGHTS, now=now, duration_factor=factor).total for t in tasks])
+    assert np.array_equal(matrix, stacked)
+    plain = score_matrix(tasks, pool, weights=DEFAULT_WEIGHTS, now=now)
+    assert not np.array_equal(matrix, plain)  # the factor changes the deadline scores

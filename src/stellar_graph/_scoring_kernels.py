@@ -43,6 +43,7 @@ def score_matrix(
     now: datetime,
     task_tokens: Sequence[int] | None = None,
     chunk: int = 1000,
+    duration_factor: np.ndarray | None = None,
 ) -> np.ndarray:
     """Total scores of every task against every agent.
 
@@ -53,6 +54,8 @@ def score_matrix(
         now: current time (naive = UTC).
         task_tokens: prompt tokens of each task (default 0 for all).
         chunk: tasks per vectorised block (memory is about 10 x chunk x agents floats).
+        duration_factor: optional (agents,) multipliers on predicted durations, as in ``score_task``
+            (the completion-time interval's upper bound relative to the estimate).
 
     Returns:
         (len(tasks), len(pool)) float64 totals, ``-inf`` where the agent is infeasible. Equal
@@ -86,7 +89,7 @@ def score_matrix(
         total *= w[0]
         total += np.multiply(res_f, w[1], out=res_f)
         total += w[2] * work_f
-        deadline_f = _batch_deadline(block, pool, now)
+        deadline_f = _batch_deadline(block, pool, now, duration_factor)
         total += np.multiply(deadline_f, w[3], out=deadline_f)
         collab_f = _batch_collaboration(block, pool)
         total += np.multiply(collab_f, w[4], out=collab_f)
@@ -166,7 +169,7 @@ def _batch_resources(
 
 
 def _batch_deadline(
-    tasks: Sequence[Mapping[str, Any]], pool: AgentPool, now: datetime
+    tasks: Sequence[Mapping[str, Any]], pool: AgentPool, now: datetime, factor: np.ndarray | None = None
 ) -> np.ndarray:
     minutes = np.array([float(t.get("estimated_duration_minutes", 60.0)) for t in tasks])
     left = np.full(len(tasks), np.nan)
@@ -179,6 +182,8 @@ def _batch_deadline(
     rows = np.flatnonzero(left > 0)
     if rows.size:
         predicted = minutes[rows][:, None] / pool.speed[None, :]
+        if factor is not None:  # same operation order as task_deadline
+            predicted = predicted * np.asarray(factor, dtype=np.float64)[None, :]
         f[rows] = np.clip(left[rows][:, None] / predicted - 1.0, 0.0, 1.0)
     return f
 

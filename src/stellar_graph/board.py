@@ -21,6 +21,7 @@ import numpy as np
 
 from stellar_graph.allocation import Strategy, assign
 from stellar_graph.models import PRIORITY_RANK
+from stellar_graph.prediction import CompletionPredictor
 from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_task
 
 __all__ = [
@@ -100,7 +101,7 @@ def plan_allocations(
     now: datetime,
     strategy: Strategy = "auto",
     past_deadline: str = "flag",
-    duration_factors: Mapping[str, float] | None = None,
+    predictor: CompletionPredictor | None = None,
 ) -> AllocationPlan:
     """Bind every ready task to an agent slot, or refuse it with each agent's reason.
 
@@ -109,6 +110,9 @@ def plan_allocations(
     slot where it is predicted to finish earliest among agents scoring within
     :data:`QUEUE_SCORE_TOLERANCE` of its best agent (list scheduling), so a slow queue does not
     collect unrelated work.
+
+    With a ``predictor``, durations are judged by the upper bound of each agent's 90% completion
+    interval (so "likely late" shows before dispatch) and every allocation carries the interval.
     """
     plan = AllocationPlan()
     ready, doomed = ready_tasks(tasks)
@@ -122,8 +126,9 @@ def plan_allocations(
         return plan
     loads = agent_loads(tasks)
     pool = AgentPool.from_records([{**a, "load": loads.get(a["agent_id"], 0)} for a in agents.values()])
-    factors = _duration_factors(pool, duration_factors)
+    factors = predictor.upper_factors(list(pool.ids)) if predictor is not None else None
     queues = _SlotQueues(pool)
+    bind = _Binder(plan, pool, weights, now, predictor)
     overflow: list[dict[str, Any]] = []
     for tier in _tiers(ready, tasks):
         recs = [dict(tasks[t]) for t in tier]
@@ -132,14 +137,14 @@ def plan_allocations(
         if not recs:
             continue
         tokens = [int(r.get("prompt_tokens", 0)) for r in recs]
-        matrix = score_matrix(recs, pool, weights=weights, now=now, task_tokens=tokens)
+        matrix = score_matrix(recs, pool, weights=weights, now=now, task_tokens=tokens, duration_factor=factors)
         chosen = assign(matrix, queues.free_slots(), strategy=strategy)
         for record, agent_index in zip(recs, chosen.tolist(), strict=True):
             if agent_index < 0:
                 overflow.append(record)
                 continue
             scores = _score(record, pool, weights, now, factors)
-            _bind(plan, record, scores, agent_index, queues.push(agent_index, float(scores.predicted_minutes[agent_index])), pool, weights, now)
+            bind(record, scores, agent_index, queues)
         # Lower-priority tiers see the load the tiers above just took.
         pool = pool.with_load(queues.lengths())
     idle = pool.with_load(np.zeros_like(pool.load))
@@ -148,8 +153,7 @@ def plan_allocations(
         if not scores.feasible.any():
             _refuse(plan, record, scores.reasons(), now)
             continue
-        agent_index = queues.earliest_finish(scores)
-        _bind(plan, record, scores, agent_index, queues.push(agent_index, float(scores.predicted_minutes[agent_index])), idle, weights, now)
+        bind(record, scores, queues.earliest_finish(scores), queues)
     return plan
 
 
@@ -205,67 +209,69 @@ def _tiers(ready: Sequence[str], tasks: Mapping[str, Mapping[str, Any]]) -> list
     return [tiers[rank] for rank in sorted(tiers, reverse=True)]
 
 
-def _duration_factors(pool: AgentPool, factors: Mapping[str, float] | None) -> np.ndarray | None:
-    if not factors:
-        return None
-    return np.array([float(factors.get(a, 1.0)) for a in pool.ids])
-
-
 def _past_due(record: Mapping[str, Any], now: datetime) -> bool:
     deadline = record.get("deadline")
     return bool(deadline) and datetime.fromisoformat(str(deadline)) <= now
 
 
-def _bind(
-    plan: AllocationPlan,
-    record: Mapping[str, Any],
-    scores: TaskScores,
-    i: int,
-    place: tuple[int, int, float],
-    pool: AgentPool,
-    weights: Mapping[str, float],
-    now: datetime,
-) -> None:
-    tid, (slot, position, start) = record["id"], place
-    allocation_id = allocation_id_for(tid)
-    minutes = float(scores.predicted_minutes[i])
-    status = "allocated" if position == 0 else "queued"
-    explanation = scores.explain(i, weights)
-    if position:
-        explanation += f"\nqueued on {pool.ids[i]} slot {slot} behind {position} task(s); predicted start in {start:.0f} min"
-    plan.allocations[allocation_id] = {
-        "allocation_id": allocation_id,
-        "task_id": tid,
-        "agent_id": pool.ids[i],
-        "agent_type": pool.types[i],
-        "score": round(float(scores.total[i]), 6),
-        "breakdown": {k: round(v, 6) for k, v in scores.breakdown(i).items()},
-        "weights": dict(weights),
-        "status": status,
-        "reasons": {},
-        "explanation": explanation,
-        "alternatives": [
-            {"agent_id": pool.ids[j], "score": round(float(scores.total[j]), 6)} for j in scores.ranked(4) if j != i
-        ][:3],
-        "slot": slot,
-        "queue_position": position,
-        "predicted_start_minutes": round(start, 3),
-        "predicted_duration_minutes": round(minutes, 3),
-        "predicted_completion": (now + timedelta(minutes=start + minutes)).isoformat(),
-        "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
-        "overdue": bool(scores.overdue),
-        "created_at": now.isoformat(),
-    }
-    plan.task_patches[tid] = {
-        "status": status,
-        "agent_id": pool.ids[i],
-        "slot": slot,
-        "queue_position": position,
-        "allocation_id": allocation_id,
-        "attempt": int(record.get("attempt", 0)) + 1,
-        "allocated_at": now.isoformat(),
-    }
-    plan.dispatched.append(tid)
+class _Binder:
+    """Writes the allocation record and the task patch for a task bound to an agent slot."""
+
+    def __init__(self, plan: AllocationPlan, pool: AgentPool, weights: Mapping[str, float], now: datetime, predictor: CompletionPredictor | None) -> None:
+        self.plan, self.pool, self.weights, self.now, self.predictor = plan, pool, weights, now, predictor
+
+    def __call__(self, record: Mapping[str, Any], scores: TaskScores, i: int, queues: _SlotQueues) -> None:
+        pool, now = self.pool, self.now
+        tid, agent_id = record["id"], pool.ids[i]
+        estimate = float(record.get("estimated_duration_minutes", 60.0)) / float(pool.speed[i])
+        interval = self.predictor.predict(agent_id, estimate) if self.predictor is not None else None
+        median = interval.median_minutes if interval is not None else estimate
+        upper = interval.upper_minutes if interval is not None else float(scores.predicted_minutes[i])
+        slot, position, start = queues.push(i, median)
+        status = "allocated" if position == 0 else "queued"
+        explanation = scores.explain(i, self.weights)
+        if position:
+            explanation += f"\nqueued on {agent_id} slot {slot} behind {position} task(s); predicted start in {start:.0f} min"
+        deadline = record.get("deadline")
+        finish_upper = now + timedelta(minutes=start + upper)
+        allocation_id = allocation_id_for(tid)
+        self.plan.allocations[allocation_id] = {
+            "allocation_id": allocation_id,
+            "task_id": tid,
+            "agent_id": agent_id,
+            "agent_type": pool.types[i],
+            "score": round(float(scores.total[i]), 6),
+            "breakdown": {k: round(v, 6) for k, v in scores.breakdown(i).items()},
+            "weights": dict(self.weights),
+            "status": status,
+            "reasons": {},
+            "explanation": explanation,
+            "alternatives": [
+                {"agent_id": pool.ids[j], "score": round(float(scores.total[j]), 6)} for j in scores.ranked(4) if j != i
+            ][:3],
+            "slot": slot,
+            "queue_position": position,
+            "predicted_start_minutes": round(start, 3),
+            "predicted_duration_minutes": round(median, 3),
+            "predicted_interval": interval.to_dict() if interval is not None else None,
+            "predicted_completion": (now + timedelta(minutes=start + median)).isoformat(),
+            "predicted_completion_upper": finish_upper.isoformat(),
+            "likely_late": bool(deadline) and finish_upper > datetime.fromisoformat(str(deadline)),
+            "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
+            "overdue": bool(scores.overdue),
+            "created_at": now.isoformat(),
+        }
+        self.plan.task_patches[tid] = {
+            "status": status,
+            "agent_id": agent_id,
+            "slot": slot,
+            "queue_position": position,
+            "allocation_id": allocation_id,
+            "attempt": int(record.get("attempt", 0)) + 1,
+            "allocated_at": now.isoformat(),
+            "estimated_minutes": round(estimate, 4),
+        }
+        self.plan.dispatched.append(tid)
 
 
 def _refuse(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str], now: datetime) -> bool:

@@ -198,7 +198,12 @@ class Allocation(_Edge):
     queue_position: int | None = Field(default=None, description="Tasks ahead of it on that slot.")
     predicted_start_minutes: float | None = None
     predicted_duration_minutes: float | None = None
+    predicted_interval: dict[str, Any] | None = Field(
+        default=None, description="90% completion interval: median, lower, upper, method, source."
+    )
     predicted_completion: datetime | None = None
+    predicted_completion_upper: datetime | None = None
+    likely_late: bool = False
     estimated_prompt_tokens: int | None = None
     overdue: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

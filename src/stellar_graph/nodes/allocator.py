@@ -6,21 +6,27 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from stellar_graph.board import plan_allocations
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.memory import load_predictor
 from stellar_graph.nodes import StateNode
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_allocator", "make_dispatch"]
 
 
-def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:
-    """Build the allocator node: score ready tasks against agents and assign under capacity."""
+def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Callable[..., Any]:
+    """Build the allocator node: score ready tasks against agents and bind them to agent slots.
+
+    Completion-time calibration comes from the Store (when the graph has one), so the deadline
+    factor uses each agent's learned 90% upper bound.
+    """
     alloc = config.task_allocation
 
-    def allocator(state: OrchestraState) -> dict[str, Any]:
+    async def allocator(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         now = clock()
         plan = plan_allocations(
             state.get("tasks") or {},
@@ -29,6 +35,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> St
             now=now,
             strategy=alloc.strategy,
             past_deadline=alloc.past_deadline,
+            predictor=await load_predictor(runtime.store),
         )
         statuses = [a["status"] for a in plan.allocations.values()]
         events = [

@@ -8,19 +8,19 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from stellar_graph.board import FINISHED
+from stellar_graph.memory import AGENT_STATS_NAMESPACE, load_predictor, save_predictor
 from stellar_graph.state import OrchestraState
 
 __all__ = ["AGENT_STATS_NAMESPACE", "make_optimizer"]
-
-AGENT_STATS_NAMESPACE = ("stellar_graph", "agent_stats")
 
 
 def make_optimizer() -> Callable[..., Any]:
     """Build the optimizer node.
 
     Outcomes of tasks not yet learned from are added to per-agent statistics in the LangGraph
-    Store (cross-thread memory: completions, failures, simulated minutes, tokens), so they survive
-    the thread and feed later learning. Without a store the counters stay in the metrics only.
+    Store (cross-thread memory: completions, failures, simulated minutes, tokens), and their
+    (estimated, actual) durations recalibrate the completion-time predictor kept there. Without a
+    store the counters stay in the metrics only.
     """
 
     async def optimizer(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -28,9 +28,22 @@ def make_optimizer() -> Callable[..., Any]:
         fresh = [t for t in tasks.values() if t.get("status") in FINISHED and t.get("agent_id") and not t.get("learned")]
         if runtime.store is not None and fresh:
             await _record_outcomes(runtime.store, fresh)
+            await _recalibrate(runtime.store, fresh)
         return {"tasks": {t["id"]: {"learned": True} for t in fresh}, "metrics": {"optimizer_runs": 1}}
 
     return optimizer
+
+
+async def _recalibrate(store: Any, finished: list[dict[str, Any]]) -> None:
+    predictor = await load_predictor(store)
+    observed = 0
+    for task in finished:
+        actual = (task.get("report") or {}).get("duration_minutes")
+        if task.get("estimated_minutes") and actual and actual > 0:
+            predictor.observe(task["agent_id"], float(task["estimated_minutes"]), float(actual))
+            observed += 1
+    if observed:
+        await save_predictor(store, predictor)
 
 
 async def _record_outcomes(store: Any, finished: list[dict[str, Any]]) -> None:
