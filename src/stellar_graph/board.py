@@ -38,7 +38,8 @@ __all__ = [
 ACTIVE = frozenset({"allocated", "queued", "running"})
 """Bound to an agent: counted in its load."""
 FINISHED = frozenset({"completed", "failed", "refused"})
-WAITING = frozenset({"pending"})
+WAITING = frozenset({"pending", "held"})
+"""Not bound yet: ``held`` tasks wait on a failed dependency that may still be retried."""
 
 
 @dataclass
@@ -81,7 +82,8 @@ def ready_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict
         deps = [tasks.get(d, {}).get("status") for d in record.get("dependencies") or []]
         bad = [d for d, s in zip(record.get("dependencies") or [], deps, strict=True) if s in {"failed", "refused"}]
         if bad:
-            doomed[tid] = f"dependency {bad[0]!r} {tasks[bad[0]]['status']}"
+            if record.get("status") != "held":  # already held: nothing new to decide
+                doomed[tid] = f"dependency {bad[0]!r} {tasks[bad[0]]['status']}"
         elif all(s == "completed" for s in deps):
             ready.append(tid)
     ready.sort(key=lambda t: _order_key(tasks[t]))
@@ -101,6 +103,7 @@ def plan_allocations(
     now: datetime,
     strategy: Strategy = "auto",
     past_deadline: str = "flag",
+    dependency_failure: str = "fail",
     predictor: CompletionPredictor | None = None,
 ) -> AllocationPlan:
     """Bind every ready task to an agent slot, or refuse it with each agent's reason.
@@ -117,7 +120,9 @@ def plan_allocations(
     plan = AllocationPlan()
     ready, doomed = ready_tasks(tasks)
     for tid, reason in doomed.items():
-        plan.task_patches[tid] = {"status": "failed", "error": reason}
+        # "fail" settles dependents now; "hold" keeps them until the dependency is retried.
+        status = "failed" if dependency_failure == "fail" else "held"
+        plan.task_patches[tid] = {"status": status, "error": reason}
     if not ready:
         return plan
     if not agents:

@@ -64,6 +64,8 @@ class TaskAllocationConfig(_Section):
     """Factor weights; must cover the five factors and sum to 1."""
     past_deadline: Literal["flag", "refuse"] = "flag"
     """A task whose deadline already passed is allocated and flagged ``overdue`` or refused."""
+    dependency_failure: Literal["fail", "hold"] = "fail"
+    """When a dependency fails: fail its dependents at once, or hold them (status ``held``)."""
 
     @field_validator("weights")
     @classmethod

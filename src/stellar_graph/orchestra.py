@@ -38,7 +38,7 @@ from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.persistence import open_persistence
 from stellar_graph.scoring_tools import create_scoring_tools
-from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
+from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
 from stellar_graph.task_allocator import TaskAllocator
 from stellar_graph.tokens import count_tokens
 
@@ -181,9 +181,15 @@ class StellarOrchestra:
         """
         return (await self.orchestrate_multiple_tasks([task]))[0]
 
-    async def orchestrate_multiple_tasks(self, tasks: Sequence[Any]) -> list[Allocation]:
-        """Submit a batch (validated as a whole: one bad task rejects the batch, nothing else changes)."""
+    async def orchestrate_multiple_tasks(self, tasks: Sequence[Any], *, strategy: str | None = None) -> list[Allocation]:
+        """Submit a batch (validated as a whole: one bad task rejects the batch, nothing else changes).
+
+        Args:
+            tasks: ``Task`` models or dicts.
+            strategy: override ``task_allocation.strategy`` for this batch.
+        """
         self._require_started()
+        check_strategy(strategy)
         raw = [t.model_dump(mode="json") if hasattr(t, "model_dump") else dict(t) for t in tasks]
         known = known_agent_names(self._state.get("agents") or {}, self.agent_types)
         records = accept_tasks(self._state.get("tasks") or {}, raw, count_tokens, now=self._clock(), known_agents=known)
@@ -191,7 +197,10 @@ class StellarOrchestra:
         waiters = {tid: loop.create_future() for tid in records}
         for tid, fut in waiters.items():
             self._alloc_waiters.setdefault(tid, []).append(fut)
-        run = await self._submit({"submit_tasks": raw}, wait=False)
+        payload: dict[str, Any] = {"submit_tasks": raw}
+        if strategy is not None:
+            payload["allocation_strategy"] = strategy
+        run = await self._submit(payload, wait=False)
         await asyncio.wait([run, *waiters.values()], return_when=asyncio.FIRST_COMPLETED)
         if run.done() and run.exception() is not None:
             raise run.exception()  # type: ignore[misc]

@@ -78,6 +78,8 @@ class OrchestraInput(TypedDict, total=False):
     """Tasks to add (``Task`` fields)."""
     register_agents: list[dict[str, Any]]
     """Agent instances to register (``AgentProfile`` fields)."""
+    allocation_strategy: str | None
+    """Override ``task_allocation.strategy`` for this run (``optimal``, ``fast``, ``greedy``, ``auto``)."""
 
 
 class OrchestraOutput(TypedDict, total=False):

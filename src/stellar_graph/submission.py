@@ -14,10 +14,11 @@ from typing import Any
 
 from stellar_graph.agents.render import render_system_prompt, render_task_message
 from stellar_graph.agents.spec import AgentTypeRegistry
-from stellar_graph.errors import DuplicateAgentError, InvalidInputError
+from stellar_graph.allocation import STRATEGIES
+from stellar_graph.errors import ConfigurationError, DuplicateAgentError, InvalidInputError
 from stellar_graph.models import AgentProfile, Task, parse_model
 
-__all__ = ["accept_agents", "accept_tasks", "known_agent_names"]
+__all__ = ["accept_agents", "accept_tasks", "check_strategy", "known_agent_names"]
 
 TokenCounter = Callable[[str], int]
 
@@ -99,6 +100,16 @@ def accept_tasks(
         )
         records[t.id] = record
     return records
+
+
+def check_strategy(strategy: str | None) -> None:
+    """Refuse an unknown per-run allocation strategy, listing the allowed ones."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigurationError(
+            f"Unknown allocation strategy {strategy!r}; allowed: {list(STRATEGIES)}.",
+            field="allocation_strategy",
+            value=strategy,
+        )
 
 
 def known_agent_names(agents: Mapping[str, Any], registry: AgentTypeRegistry) -> set[str]:

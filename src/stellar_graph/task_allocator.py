@@ -29,9 +29,14 @@ class TaskAllocator:
         """Allocate one task (see :meth:`StellarOrchestra.orchestrate_task`)."""
         return await self._orchestra.orchestrate_task(task)
 
-    async def allocate_batch(self, tasks: Sequence[Task | Mapping[str, Any]]) -> list[Allocation]:
-        """Allocate a batch jointly under capacity (see :meth:`StellarOrchestra.orchestrate_multiple_tasks`)."""
-        return await self._orchestra.orchestrate_multiple_tasks(tasks)
+    async def allocate_batch(self, tasks: Sequence[Task | Mapping[str, Any]], *, strategy: str | None = None) -> list[Allocation]:
+        """Allocate a batch jointly under capacity (see :meth:`StellarOrchestra.orchestrate_multiple_tasks`).
+
+        Args:
+            tasks: the batch.
+            strategy: ``optimal``, ``fast``, ``greedy`` or ``auto``; default ``task_allocation.strategy``.
+        """
+        return await self._orchestra.orchestrate_multiple_tasks(tasks, strategy=strategy)
 
     def score_agents(self, task: Task | Mapping[str, Any], *, top_k: int = 5) -> dict[str, Any]:
         """Rank the registered agents for ``task`` without allocating it.

@@ -33,8 +33,9 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
             state.get("agents") or {},
             weights=alloc.weights,
             now=now,
-            strategy=alloc.strategy,
+            strategy=state.get("allocation_strategy") or alloc.strategy,
             past_deadline=alloc.past_deadline,
+            dependency_failure=alloc.dependency_failure,
             predictor=await load_predictor(runtime.store),
         )
         statuses = [a["status"] for a in plan.allocations.values()]
@@ -44,6 +45,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
             for a in plan.allocations.values()
         ]
         return {
+            "allocation_strategy": None,  # a per-run override lasts one run
             "tasks": plan.task_patches,
             "allocations": plan.allocations,
             "events": events,
@@ -51,6 +53,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
                 "allocations": statuses.count("allocated") + statuses.count("queued"),
                 "refusals": statuses.count("refused"),
                 "tasks_failed": sum(1 for p in plan.task_patches.values() if p.get("status") == "failed"),
+                "tasks_held": sum(1 for p in plan.task_patches.values() if p.get("status") == "held"),
             },
         }
 

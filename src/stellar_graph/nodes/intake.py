@@ -9,7 +9,7 @@ from typing import Any
 from stellar_graph.agents.spec import AgentTypeRegistry
 from stellar_graph.nodes import StateNode
 from stellar_graph.state import OrchestraState
-from stellar_graph.submission import accept_agents, accept_tasks, known_agent_names
+from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
 
 __all__ = ["make_intake"]
 
@@ -24,6 +24,7 @@ def make_intake(
     """
 
     def intake(state: OrchestraState) -> dict[str, Any]:
+        check_strategy(state.get("allocation_strategy"))
         agents = accept_agents(state.get("agents") or {}, state.get("register_agents") or [], registry, count_tokens)
         known = known_agent_names({**(state.get("agents") or {}), **agents}, registry)
         tasks = accept_tasks(
