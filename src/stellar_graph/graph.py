@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
-from stellar_graph.agents.factory import create_agent
+from stellar_graph.agents.factory import ToolsProvider, create_agent
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.agents.worker import create_slot_worker
 from stellar_graph.board import utc_now
@@ -44,6 +44,7 @@ def create_orchestra(
     agents: Sequence[AgentSpec] = REFERENCE_TEAM,
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
+    extra_tools: ToolsProvider | None = None,
 ) -> OrchestraGraph:
     """Build the orchestra graph.
 
@@ -54,6 +55,8 @@ def create_orchestra(
         agents: the agent types; each becomes a subgraph node.
         seed: seed of the simulated agents.
         clock: the time source (tests pass a fixed clock).
+        extra_tools: returns tools every agent may call in addition to its spec's (read at each
+            attempt, so tools registered later are picked up).
 
     Returns:
         An uncompiled ``StateGraph``; compile it with your checkpointer and store.
@@ -81,7 +84,7 @@ def create_orchestra(
     names = tuple(spec.name for spec in registry.specs)
     builder.add_node("dispatch", make_dispatch(clock), destinations=(*names, "optimizer"))
     for spec in registry.specs:
-        agent = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
+        agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools).compile(name=spec.name)
         worker = create_slot_worker(agent).compile(name=f"{spec.name}_worker")
         builder.add_node(spec.name, make_agent_node(spec.name, worker))
         builder.add_edge(spec.name, "monitor")

@@ -33,6 +33,7 @@ from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import OrchestrationError, UnknownAgentError
 from stellar_graph.events import EventHandler, EventHub
 from stellar_graph.graph import create_orchestra
+from stellar_graph.integrations.facade import IntegrationsMixin
 from stellar_graph.llm import make_chat_model
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
@@ -50,7 +51,7 @@ RECURSION_LIMIT = 10_000
 _DONE = frozenset({"completed", "failed", "refused"})
 
 
-class StellarOrchestra:
+class StellarOrchestra(IntegrationsMixin):
     """The central orchestration engine: register agents, orchestrate tasks, read metrics.
 
     Args:
@@ -80,7 +81,9 @@ class StellarOrchestra:
         self.thread_id = thread_id
         self.agent_types = AgentTypeRegistry(agents)
         self._model = model if model is not None else make_chat_model(self.config.llm)
-        self._graph = create_orchestra(self.config, model=self._model, agents=agents, seed=seed, clock=clock)
+        self._graph = create_orchestra(
+            self.config, model=self._model, agents=agents, seed=seed, clock=clock, extra_tools=self.external_tools
+        )
         self._checkpointer, self._store = checkpointer, store
         self._clock = clock
         self._events = EventHub()
@@ -111,12 +114,13 @@ class StellarOrchestra:
             await self._submit(None)
 
     async def stop_orchestration(self) -> None:
-        """Finish queued runs, then close persistence."""
+        """Finish queued runs, flush webhooks and notifications, then close persistence."""
         if self._worker is not None:
             await self._queue.join()
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        await self.aclose_integrations()
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None

@@ -16,12 +16,14 @@ The contract (also for users' own agent graphs): input :class:`AgentInput`, outp
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
@@ -69,13 +71,20 @@ class _AgentState(AgentInput, AgentOutput, total=False):
     verdict: dict[str, Any]
 
 
-def create_agent(spec: AgentSpec, *, model: BaseChatModel | None, seed: int = 0) -> StateGraph[Any, Any, Any, Any]:
+ToolsProvider = Callable[[], Sequence[BaseTool]]
+
+
+def create_agent(
+    spec: AgentSpec, *, model: BaseChatModel | None, seed: int = 0, extra_tools: ToolsProvider | None = None
+) -> StateGraph[Any, Any, Any, Any]:
     """Build the (uncompiled) subgraph of one agent type.
 
     Args:
         spec: the agent type.
         model: the chat model; ``None`` simulates the work (seeded, no network).
         seed: simulation seed.
+        extra_tools: called at each attempt for tools added after the graph was built (for
+            example external APIs registered on the facade); they join ``spec.tools``.
 
     Returns:
         A ``StateGraph`` with input :class:`AgentInput` and output :class:`AgentOutput`.
@@ -92,7 +101,8 @@ def create_agent(spec: AgentSpec, *, model: BaseChatModel | None, seed: int = 0)
     async def act(state: _AgentState) -> dict[str, Any]:
         if model is None:
             return _simulate(state, seed)
-        return await _call_model(model, spec, state)
+        tools = [*spec.tools, *(extra_tools() if extra_tools else ())]
+        return await _call_model(model, tools, state)
 
     builder = StateGraph(_AgentState, input_schema=AgentInput, output_schema=AgentOutput)
     builder.add_node("plan", plan)
@@ -115,11 +125,11 @@ def _simulate(state: _AgentState, seed: int) -> dict[str, Any]:
     return {"answer": answer, "usage": {}, "simulated": True, "duration_minutes": outcome.duration_minutes}
 
 
-async def _call_model(model: BaseChatModel, spec: AgentSpec, state: _AgentState) -> dict[str, Any]:
+async def _call_model(model: BaseChatModel, tools: Sequence[BaseTool], state: _AgentState) -> dict[str, Any]:
     messages: list[AnyMessage] = list(state["messages"])
     usage = {"input_tokens": 0, "output_tokens": 0}
-    if spec.tools:
-        messages = await _tool_rounds(model, spec, messages, usage)
+    if tools:
+        messages = await _tool_rounds(model, tools, messages, usage)
     structured = model.with_structured_output(AgentAnswer, include_raw=True)
     agent_id = state["agent"]["agent_id"]
     try:
@@ -136,9 +146,9 @@ async def _call_model(model: BaseChatModel, spec: AgentSpec, state: _AgentState)
     return {"answer": parsed.model_dump(), "usage": usage, "simulated": False, "duration_minutes": round(minutes, 4)}
 
 
-async def _tool_rounds(model: BaseChatModel, spec: AgentSpec, messages: list[AnyMessage], usage: dict[str, int]) -> list[AnyMessage]:
-    tools = {t.name: t for t in spec.tools}
-    bound = model.bind_tools(list(spec.tools))
+async def _tool_rounds(model: BaseChatModel, tool_list: Sequence[BaseTool], messages: list[AnyMessage], usage: dict[str, int]) -> list[AnyMessage]:
+    tools = {t.name: t for t in tool_list}
+    bound = model.bind_tools(list(tool_list))
     for _ in range(MAX_TOOL_ROUNDS):
         reply = await bound.ainvoke(messages)
         _add_usage(usage, reply)

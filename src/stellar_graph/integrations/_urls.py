@@ -1,0 +1,136 @@
+"""Outbound URL checks: http(s) only, and no private, loopback or link-local targets by default.
+
+A webhook URL is configuration, but it is often pasted from elsewhere, and a URL that points at
+``169.254.169.254`` or ``127.0.0.1`` turns the orchestra into a proxy into its own network (SSRF).
+The host is resolved once, when the URL is configured; every address it resolves to must be
+globally routable unless the caller allows private targets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from stellar_graph.errors import ConfigurationError
+
+__all__ = ["Resolver", "check_outbound_url", "redact_url", "system_resolver"]
+
+Resolver = Callable[[str, int], Iterable[str]]
+"""``(host, port) -> IP address strings``; the default asks the system resolver."""
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve ``host`` with ``socket.getaddrinfo`` (blocking; used at configure time only)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` only: paths and queries of webhook URLs often carry tokens."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+def check_outbound_url(
+    url: object,
+    *,
+    field: str,
+    allow_private: bool = False,
+    resolve: Resolver = system_resolver,
+) -> str:
+    """Check that ``url`` is an http(s) URL whose host is a public address.
+
+    Args:
+        url: the URL to check.
+        field: the setting it came from, named in the error.
+        allow_private: accept loopback, private, link-local and reserved addresses (tests,
+            in-cluster receivers).
+        resolve: the resolver used for host names (IP literals are never resolved).
+
+    Returns:
+        The URL, unchanged.
+
+    Raises:
+        ConfigurationError: wrong scheme, no host, an unresolvable host, or a non-public address
+            while ``allow_private`` is false. The message names the field, the value and the fix.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(
+            f"`{field}` must be an http(s) URL string, got {type(url).__name__} {url!r}.",
+            field=field,
+            value=url,
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"`{field}` = {url!r} is not a valid URL ({exc}). Fix: use https://host/path.",
+            field=field,
+            value=url,
+        ) from None
+    if parts.scheme not in {"http", "https"}:
+        raise ConfigurationError(
+            f"`{field}` = {url!r} uses scheme {parts.scheme!r}; only http and https are allowed. "
+            "Fix: use an https:// URL.",
+            field=field,
+            value=url,
+        )
+    host = parts.hostname
+    if not host:
+        raise ConfigurationError(
+            f"`{field}` = {url!r} has no host. Fix: use https://host/path.", field=field, value=url
+        )
+    if allow_private:
+        return url
+    for address in _addresses(host, port, field, url, resolve):
+        _require_public(address, host, field, url)
+    return url
+
+
+def _addresses(host: str, port: int, field: str, url: str, resolve: Resolver) -> list[str]:
+    if host == "localhost" or host.endswith(".localhost"):
+        return ["127.0.0.1"]  # RFC 6761: always loopback, whatever a resolver says
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return [host]
+    except ValueError:
+        pass
+    try:
+        found = list(resolve(host, port))
+    except (OSError, UnicodeError) as exc:
+        raise ConfigurationError(
+            f"`{field}` = {url!r}: host {host!r} does not resolve ({exc}). Fix: check the host "
+            "name and DNS, or pass `allow_private=True` for a receiver addressed by a local name.",
+            field=field,
+            value=url,
+        ) from None
+    if not found:
+        raise ConfigurationError(
+            f"`{field}` = {url!r}: host {host!r} resolved to no address.", field=field, value=url
+        )
+    return found
+
+
+def _require_public(address: str, host: str, field: str, url: str) -> None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_global and not ip.is_multicast:
+        return
+    via = "" if address == host else f" (host {host!r} resolves to {address})"
+    raise ConfigurationError(
+        f"`{field}` = {url!r} points at a non-public address{via}: loopback, private, "
+        "link-local and reserved addresses are refused so a URL cannot reach into the "
+        "orchestra's own network. Fix: use a public receiver, or pass `allow_private=True` "
+        "if this internal receiver is intended.",
+        field=field,
+        value=url,
+    )

@@ -1,0 +1,409 @@
+"""Webhooks against real local HTTP servers: signatures, retries, hanging receivers, refused URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from stellar_graph import ConfigurationError, OrchestraConfig, StellarOrchestra
+from stellar_graph.events import EventHub
+from stellar_graph.integrations import DeliveryPolicy, IntegrationsMixin, WebhookDispatcher
+from stellar_graph.integrations.webhooks import build_routes, sign_payload, verify_signature
+
+SECRET = "whsec-test-5f1c"
+FAST = DeliveryPolicy(timeout_seconds=5, max_attempts=3, backoff_seconds=0.01)
+EVENT = {"type": "task_completed", "task_id": "t1", "agent_id": "atlas-001", "error": None}
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("STELLAR_GRAPH_WEBHOOK_SECRET", SECRET)
+    return SECRET
+
+
+@pytest.fixture
+def silent_socket() -> Iterator[socket.socket]:
+    """Listens (the kernel completes handshakes) but never answers: a hanging receiver."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def url_of(sock: socket.socket, path: str = "/hook") -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
+
+
+class Facade(IntegrationsMixin):
+    """The two members the mixin relies on, and a way to emit events."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config = OrchestraConfig.load(config)
+        self.hub = EventHub()
+
+    def on(self, event: str, handler: Any) -> None:
+        self.hub.on(event, handler)
+
+
+Orchestra = StellarOrchestra  # the facade includes IntegrationsMixin
+
+
+def independent_signature(body: bytes, timestamp: str) -> str:
+    return (
+        "sha256="
+        + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
+
+
+@pytest.mark.slow
+async def test_signed_delivery_verifies_at_the_receiver(
+    httpserver: HTTPServer, secret: str
+) -> None:
+    def receiver(request: Request) -> Response:
+        body, ts = request.get_data(), request.headers["X-Stellar-Timestamp"]
+        ok = hmac.compare_digest(
+            request.headers.get("X-Stellar-Signature", ""), independent_signature(body, ts)
+        )
+        return Response("ok" if ok else "bad signature", status=200 if ok else 401)
+
+    httpserver.expect_request("/tasks", method="POST").respond_with_handler(receiver)
+    facade = Facade()
+    dispatcher = facade.configure_webhooks(
+        task_completion=httpserver.url_for("/tasks"), allow_private=True, policy=FAST
+    )
+
+    await facade.hub.emit(EVENT)
+    await facade.hub.emit(
+        {"type": "task_allocated", "task_id": "t1"}
+    )  # not routed to task_completion
+    assert await dispatcher.drain(10)
+
+    assert dispatcher.stats_dict() == {
+        "sent": 1,
+        "failed": 0,
+        "retried": 0,
+        "dropped": 0,
+        "pending": 0,
+    }
+    ((request, response),) = httpserver.log
+    assert response.status_code == 200
+    envelope = json.loads(request.get_data())
+    assert envelope["type"] == "task_completed" and envelope["data"] == EVENT
+    assert request.headers["X-Stellar-Event"] == "task_completed"
+    assert request.headers["X-Stellar-Delivery"] == envelope["id"]
+    assert request.headers["Content-Type"] == "application/json"
+    body, ts, sig = (
+        request.get_data(),
+        request.headers["X-Stellar-Timestamp"],
+        request.headers["X-Stellar-Signature"],
+    )
+    assert verify_signature(SECRET, body, ts, sig)
+    assert not verify_signature("other-secret", body, ts, sig)
+    assert not verify_signature(SECRET, body.replace(b"t1", b"t2"), ts, sig)
+    assert not verify_signature(SECRET, body, str(int(ts) + 1), sig)  # the timestamp is signed
+    assert not verify_signature(SECRET, body, ts, sig, now=int(ts) + 301)  # stale
+    await facade.aclose_integrations()
+
+
+@pytest.mark.slow
+async def test_a_500_is_retried_with_the_same_delivery(httpserver: HTTPServer, secret: str) -> None:
+    httpserver.expect_oneshot_request("/alerts").respond_with_data("boom", status=500)
+    httpserver.expect_request("/alerts").respond_with_data("ok")
+    facade = Facade()
+    dispatcher = facade.configure_webhooks(
+        system_alerts=httpserver.url_for("/alerts"), allow_private=True, policy=FAST
+    )
+
+    await facade.hub.emit({"type": "emergency", "message": "all agents down"})
+    assert await dispatcher.drain(10)
+
+    assert dispatcher.stats_dict() == {
+        "sent": 1,
+        "failed": 0,
+        "retried": 1,
+        "dropped": 0,
+        "pending": 0,
+    }
+    assert [resp.status_code for _, resp in httpserver.log] == [500, 200]
+    first, second = (req for req, _ in httpserver.log)
+    assert first.get_data() == second.get_data()
+    assert first.headers["X-Stellar-Delivery"] == second.headers["X-Stellar-Delivery"]
+    assert verify_signature(
+        SECRET,
+        second.get_data(),
+        second.headers["X-Stellar-Timestamp"],
+        second.headers["X-Stellar-Signature"],
+    )
+    await facade.aclose_integrations()
+
+
+@pytest.mark.slow
+async def test_retries_are_bounded_and_4xx_is_not_retried(
+    httpserver: HTTPServer, secret: str
+) -> None:
+    httpserver.expect_request("/down").respond_with_data("down", status=503)
+    httpserver.expect_request("/gone").respond_with_data("gone", status=404)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    policy = DeliveryPolicy(
+        timeout_seconds=5, max_attempts=4, backoff_seconds=0.5, max_backoff_seconds=1.5
+    )
+    routes = build_routes(
+        {"task_failed": httpserver.url_for("/down"), "task_completed": httpserver.url_for("/gone")},
+        allow_private=True,
+    )
+    dispatcher = WebhookDispatcher(routes, policy=policy, sleep=sleep)
+    assert dispatcher.handle({"type": "task_failed", "task_id": "t9"}) == 1
+    assert dispatcher.handle({"type": "task_completed", "task_id": "t8"}) == 1
+    assert await dispatcher.drain(10)
+    await dispatcher.aclose()
+
+    assert dispatcher.stats_dict() == {
+        "sent": 0,
+        "failed": 2,
+        "retried": 3,
+        "dropped": 0,
+        "pending": 0,
+    }
+    paths = [req.path for req, _ in httpserver.log]
+    assert paths.count("/down") == 4 and paths.count("/gone") == 1
+    assert sleeps == [0.5, 1.0, 1.5]  # exponential, capped
+
+
+@pytest.mark.slow
+async def test_a_hanging_receiver_does_not_stall_orchestration(
+    silent_socket: socket.socket, secret: str, fixed_clock
+) -> None:
+    async with Orchestra({"persistence": {"backend": "memory"}}, clock=fixed_clock) as orchestra:
+        # A long timeout: the delivery is certainly still hanging when the task has finished.
+        dispatcher = orchestra.configure_webhooks(
+            task_completion=url_of(silent_socket),
+            allow_private=True,
+            policy=DeliveryPolicy(timeout_seconds=60, max_attempts=1),
+        )
+        await orchestra.register_agent(
+            {"agent_id": "atlas-001", "agent_type": "AtlasAgent", "specializations": ["ethics"]}
+        )
+        allocation = await orchestra.orchestrate_task(
+            {"id": "t1", "description": "Draft an ethics note", "required_skills": ["ethics"]}
+        )
+        execution = await orchestra.monitor_task_execution(allocation.allocation_id)
+
+        assert execution["status"] in {"completed", "failed"}
+        assert dispatcher.pending == 1  # orchestration finished while the delivery still hangs
+        assert dispatcher.stats_dict()["sent"] == dispatcher.stats_dict()["failed"] == 0
+        connection, _ = await asyncio.wait_for(
+            asyncio.get_running_loop().sock_accept(silent_socket), 5
+        )
+        connection.close()  # the delivery really did connect
+
+        await orchestra.aclose_integrations(grace_seconds=0.05)
+        assert dispatcher.stats_dict() == {
+            "sent": 0,
+            "failed": 1,
+            "retried": 0,
+            "dropped": 0,
+            "pending": 0,
+        }
+
+
+@pytest.mark.slow
+async def test_a_silent_receiver_times_out_and_is_retried(
+    silent_socket: socket.socket, secret: str
+) -> None:
+    facade = Facade()
+    policy = DeliveryPolicy(timeout_seconds=0.2, max_attempts=2, backoff_seconds=0.01)
+    dispatcher = facade.configure_webhooks(
+        system_alerts=url_of(silent_socket), allow_private=True, policy=policy
+    )
+    await facade.hub.emit({"type": "agent_failure", "agent_id": "edison-001"})
+    assert await dispatcher.drain(10)
+    assert dispatcher.stats_dict() == {
+        "sent": 0,
+        "failed": 1,
+        "retried": 1,
+        "dropped": 0,
+        "pending": 0,
+    }
+    await facade.aclose_integrations()
+
+
+@pytest.mark.slow
+async def test_a_real_run_posts_its_task_outcome(
+    httpserver: HTTPServer, secret: str, fixed_clock
+) -> None:
+    httpserver.expect_request("/tasks", method="POST").respond_with_data("ok")
+    async with Orchestra({"persistence": {"backend": "memory"}}, clock=fixed_clock) as orchestra:
+        orchestra.configure_webhooks(
+            {"task_completion": httpserver.url_for("/tasks")}, allow_private=True
+        )
+        await orchestra.register_agent(
+            {"agent_id": "atlas-001", "agent_type": "AtlasAgent", "specializations": ["ethics"]}
+        )
+        allocation = await orchestra.orchestrate_task(
+            {"id": "t1", "description": "Draft an ethics note", "required_skills": ["ethics"]}
+        )
+        execution = await orchestra.monitor_task_execution(allocation.allocation_id)
+        await orchestra.aclose_integrations()
+        assert orchestra.integration_stats()["webhooks"]["sent"] == 1
+
+    ((request, _),) = httpserver.log
+    envelope = json.loads(request.get_data())
+    assert envelope["type"] == f"task_{execution['status']}"
+    assert envelope["data"]["task_id"] == "t1" and envelope["data"]["agent_id"] == "atlas-001"
+    assert request.headers["X-Stellar-Signature"] == independent_signature(
+        request.get_data(), request.headers["X-Stellar-Timestamp"]
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://api.localhost/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://10.0.0.5/hook",
+        "http://172.16.3.4/hook",
+        "http://192.168.1.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/hook",
+        "http://100.64.0.1/hook",
+        "http://224.0.0.1/hook",
+    ],
+)
+def test_private_and_loopback_addresses_are_refused(url: str, secret: str) -> None:
+    facade = Facade()
+    with pytest.raises(ConfigurationError) as info:
+        facade.configure_webhooks(task_completion=url)
+    assert info.value.field == "task_completion" and info.value.value == url
+    assert repr(url) in str(info.value) and "allow_private=True" in str(info.value)
+    assert facade.integration_stats()["webhooks"] is None  # nothing was configured
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("ftp://hooks.example.com/x", "scheme 'ftp'"),
+        ("file:///etc/passwd", "scheme 'file'"),
+        ("hooks.example.com/x", "scheme ''"),
+        ("https:///nohost", "has no host"),
+        ("http://example.com:99999/", "not a valid URL"),
+    ],
+)
+def test_only_http_urls_with_a_host_are_accepted(url: str, fragment: str, secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="system_alerts") as info:
+        Facade().configure_webhooks(system_alerts=url, allow_private=True)
+    assert fragment in str(info.value)
+
+
+def test_host_names_are_resolved_before_they_are_trusted() -> None:
+    def internal(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.1.2.3"]  # one public, one private address: refused
+
+    with pytest.raises(ConfigurationError, match=r"resolves to 10\.1\.2\.3"):
+        build_routes({"task_completion": "https://hooks.example.com/t"}, resolve=internal)
+    routes = build_routes(
+        {"task_completion": "https://hooks.example.com/t"}, resolve=lambda h, p: ["93.184.216.34"]
+    )
+    assert routes == {
+        "task_completed": ("https://hooks.example.com/t",),
+        "task_failed": ("https://hooks.example.com/t",),
+    }
+
+    def unresolvable(host: str, port: int) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with pytest.raises(ConfigurationError, match="does not resolve"):
+        build_routes({"system_alerts": "https://nowhere.invalid/a"}, resolve=unresolvable)
+
+
+def test_configuration_mistakes_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STELLAR_GRAPH_WEBHOOK_SECRET", raising=False)
+    facade = Facade()
+    with pytest.raises(ConfigurationError, match="STELLAR_GRAPH_WEBHOOK_SECRET is not set") as info:
+        facade.configure_webhooks(task_completion="http://127.0.0.1:1/t", allow_private=True)
+    assert info.value.field == "secret_env" and "secret_env=None" in str(info.value)
+    with pytest.raises(ConfigurationError, match="got no URL"):
+        facade.configure_webhooks()
+    with pytest.raises(ConfigurationError, match="Unknown webhook 'task_done'") as unknown:
+        facade.configure_webhooks(
+            {"task_done": "http://127.0.0.1:1/t"}, secret_env=None, allow_private=True
+        )
+    assert "task_completion" in str(unknown.value)
+    with pytest.raises(ConfigurationError, match="max_attempts"):
+        DeliveryPolicy(max_attempts=0)
+
+
+@pytest.mark.slow
+async def test_unsigned_mode_and_per_event_routes(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STELLAR_GRAPH_WEBHOOK_SECRET", raising=False)
+    httpserver.expect_request("/alloc").respond_with_data("ok")
+    facade = Facade()
+    dispatcher = facade.configure_webhooks(
+        {"task_allocated": httpserver.url_for("/alloc")}, secret_env=None, allow_private=True
+    )
+    await facade.hub.emit({"type": "task_allocated", "task_id": "t1"})
+    await facade.hub.emit(EVENT)  # not routed
+    assert await dispatcher.drain(10)
+    ((request, _),) = httpserver.log
+    assert (
+        "X-Stellar-Signature" not in request.headers
+        and request.headers["X-Stellar-Event"] == "task_allocated"
+    )
+    await facade.aclose_integrations()
+
+
+async def test_a_full_dispatcher_drops_and_counts(
+    silent_socket: socket.socket, secret: str
+) -> None:
+    dispatcher = WebhookDispatcher(
+        {"*": (url_of(silent_socket),)},
+        policy=DeliveryPolicy(timeout_seconds=30, max_attempts=1),
+        max_pending=2,
+    )
+    assert [dispatcher.handle({"type": "system_alert", "n": i}) for i in range(4)] == [1, 1, 0, 0]
+    assert dispatcher.stats_dict() == {
+        "sent": 0,
+        "failed": 0,
+        "retried": 0,
+        "dropped": 2,
+        "pending": 2,
+    }
+    await dispatcher.aclose(grace_seconds=0)
+    assert dispatcher.stats_dict()["failed"] == 2 and dispatcher.pending == 0
+
+
+def test_handling_outside_an_event_loop_drops_instead_of_raising(secret: str) -> None:
+    dispatcher = WebhookDispatcher({"*": ("https://hooks.example.com/x",)})
+    assert dispatcher.handle(EVENT) == 0
+    assert dispatcher.stats.dropped == 1
+
+
+def test_signature_helper_matches_the_documented_scheme() -> None:
+    body, ts = b'{"a":1}', str(int(time.time()))
+    assert sign_payload(SECRET, body, ts) == independent_signature(body, ts)
+    assert not verify_signature(SECRET, body, "not-a-number", sign_payload(SECRET, body, ts))
