@@ -189,3 +189,23 @@ def test_unhealthy_agent_is_excluded() -> None:
     team["a-1"]["healthy"] = False
     plan = decide(board({"id": "t", "required_skills": ["ethics"]}), team)
     assert winner(plan, "t") == "a-2"
+
+
+def test_imbalance_has_hysteresis() -> None:
+    from stellar_graph.board import imbalance
+
+    assert imbalance({"a": 10, "b": 10}, False) == (False, 1.0)
+    assert imbalance({"a": 30, "b": 0}, False) == (True, 2.0)  # turns on at 2.0
+    assert imbalance({"a": 25, "b": 5}, True) == (True, 1.6667)  # stays on above 1.5
+    assert imbalance({"a": 25, "b": 5}, False) == (False, 1.6667)  # but does not turn on there
+    assert imbalance({"a": 20, "b": 10}, True) == (False, 1.3333)  # and turns off below 1.5
+    assert imbalance({}, True) == (False, 0.0)
+
+
+def test_specialist_backlog_raises_workload_imbalance_in_the_plan() -> None:
+    team = agents(
+        {"agent_id": "a-1", "agent_type": "atlas", "capabilities": ["ethics"], "capacity": 1},
+        {"agent_id": "e-1", "agent_type": "edison", "capabilities": ["engineering"], "capacity": 1},
+    )
+    plan = decide(board(*({"id": f"t{i}", "required_skills": ["ethics"]} for i in range(4))), team)
+    assert plan.backlog_minutes == {"a-1": 240.0, "e-1": 0.0}

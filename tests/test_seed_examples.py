@@ -142,3 +142,16 @@ async def test_performance_metrics(fixed_clock) -> None:
         assert metrics["performance"]["waves"] == 1
         build = orchestra.state()["tasks"]
         assert build["build-2"]["started_at"] >= min(build[t]["finished_at"] for t in ("build-0", "build-1"))
+
+
+async def test_workload_imbalance_event_reaches_handlers(fixed_clock) -> None:
+    seen: list[dict] = []
+    async with StellarOrchestra(MEMORY, clock=fixed_clock) as orchestra:
+        orchestra.on("workload_imbalance", seen.append)
+        await orchestra.register_agent({"agent_id": "atlas-001", "agent_type": "AtlasAgent", "capabilities": ["ethics"]})
+        await orchestra.register_agent({"agent_id": "edison-001", "agent_type": "EdisonAgent", "capabilities": ["engineering"]})
+        await orchestra.orchestrate_multiple_tasks(
+            [{"id": f"e{i}", "description": "x", "required_skills": ["ethics"]} for i in range(5)]
+        )
+        await orchestra.wait_idle()
+    assert len(seen) == 1 and seen[0]["busiest_agent"] == "atlas-001" and seen[0]["ratio"] == 2.0

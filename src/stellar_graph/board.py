@@ -27,7 +27,10 @@ from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_tas
 __all__ = [
     "ACTIVE",
     "FINISHED",
+    "IMBALANCE_HIGH",
+    "IMBALANCE_LOW",
     "QUEUE_SCORE_TOLERANCE",
+    "imbalance",
     "allocation_id_for",
     "AllocationPlan",
     "agent_loads",
@@ -52,6 +55,8 @@ class AllocationPlan:
     """task id -> fields to merge into the task record."""
     dispatched: list[str] = field(default_factory=list)
     """task ids allocated in this pass, in dispatch order."""
+    backlog_minutes: dict[str, float] = field(default_factory=dict)
+    """agent id -> predicted minutes until its busiest slot is free, after this plan."""
 
 
 def allocation_id_for(task_id: str) -> str:
@@ -159,7 +164,26 @@ def plan_allocations(
             _refuse(plan, record, scores.reasons(), now)
             continue
         bind(record, scores, queues.earliest_finish(scores), queues)
+    plan.backlog_minutes = {a: float(t.max()) for a, t in zip(pool.ids, queues.busy_until, strict=True)}
     return plan
+
+
+IMBALANCE_HIGH, IMBALANCE_LOW = 2.0, 1.5
+"""Hysteresis band of the imbalance ratio (busiest agent's backlog / mean backlog)."""
+
+
+def imbalance(backlog_minutes: Mapping[str, float], was_active: bool) -> tuple[bool, float]:
+    """Whether the planned work is imbalanced, with hysteresis.
+
+    The ratio is the busiest agent's predicted backlog over the mean backlog of all agents; the
+    state turns on at :data:`IMBALANCE_HIGH` and off again below :data:`IMBALANCE_LOW`, so a
+    ratio hovering around one threshold does not flap.
+    """
+    values = list(backlog_minutes.values())
+    mean = sum(values) / len(values) if values else 0.0
+    ratio = max(values) / mean if mean > 0 else 0.0
+    active = ratio >= IMBALANCE_HIGH or (was_active and ratio >= IMBALANCE_LOW)
+    return active, round(ratio, 4)
 
 
 QUEUE_SCORE_TOLERANCE = 0.9

@@ -96,3 +96,5 @@ class OrchestraState(OrchestraInput, OrchestraOutput, total=False):
     agents: Annotated[dict[str, dict[str, Any]], merge_records]
     """Registry: agent id -> profile (JSON) plus ``healthy`` and ``prompt_tokens``."""
     events: Annotated[list[dict[str, Any]], append_events]
+    imbalance: dict[str, Any]
+    """The last allocator pass's workload imbalance: ``{"active": bool, "ratio": float}``."""

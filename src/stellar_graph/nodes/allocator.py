@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from stellar_graph.allocation import Strategy
-from stellar_graph.board import plan_allocations
+from stellar_graph.board import imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.memory import load_predictor
 from stellar_graph.nodes import StateNode
@@ -45,7 +45,18 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
              "task_id": a["task_id"], "agent_id": a["agent_id"], "at": now.isoformat()}
             for a in plan.allocations.values()
         ]
+        if plan.backlog_minutes:
+            was = bool((state.get("imbalance") or {}).get("active"))
+            active, ratio = imbalance(plan.backlog_minutes, was)
+            if active and not was:
+                busiest = max(plan.backlog_minutes, key=plan.backlog_minutes.__getitem__)
+                events.append({"type": "workload_imbalance", "ratio": ratio, "busiest_agent": busiest,
+                               "backlog_minutes": plan.backlog_minutes, "at": now.isoformat()})
+            update_imbalance = {"active": active, "ratio": ratio}
+        else:
+            update_imbalance = state.get("imbalance") or {"active": False, "ratio": 0.0}
         return {
+            "imbalance": update_imbalance,
             "allocation_strategy": None,  # a per-run override lasts one run
             "tasks": plan.task_patches,
             "allocations": plan.allocations,
