@@ -27,8 +27,11 @@ from stellar_graph.errors import (
     InvalidInputError,
     ModelBehaviorError,
     OrchestrationError,
+    QueueFullError,
     StellarGraphError,
     UnknownAgentError,
+    UnknownMessageError,
+    UnknownRecipientError,
 )
 from stellar_graph.graph import create_orchestra
 from stellar_graph.models import AgentProfile, Allocation, Task
@@ -52,11 +55,14 @@ __all__ = [
     "ModelBehaviorError",
     "OrchestraConfig",
     "OrchestrationError",
+    "QueueFullError",
     "StellarGraphError",
     "StellarOrchestra",
     "Task",
     "TaskAllocator",
     "UnknownAgentError",
+    "UnknownMessageError",
+    "UnknownRecipientError",
     "create_agent",
     "create_orchestra",
 ]

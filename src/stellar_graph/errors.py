@@ -7,6 +7,9 @@ The hierarchy::
     │   └─ InvalidInputError                      a task, agent or scenario failed validation
     └─ OrchestrationError                         run-time failures
         ├─ UnknownAgentError (also KeyError)      an agent id or type that is not registered
+        │   └─ UnknownRecipientError              a message recipient that resolves to no agent
+        ├─ UnknownMessageError (also KeyError)    a message id the bus does not know
+        ├─ QueueFullError                         the message bus refused a low-priority message
         ├─ DuplicateAgentError                    an agent id registered twice
         ├─ AllocationError                        no feasible agent for a task (carries reasons)
         └─ ModelBehaviorError                     the LLM answered something unusable
@@ -25,8 +28,11 @@ __all__ = [
     "InvalidInputError",
     "ModelBehaviorError",
     "OrchestrationError",
+    "QueueFullError",
     "StellarGraphError",
     "UnknownAgentError",
+    "UnknownMessageError",
+    "UnknownRecipientError",
 ]
 
 
@@ -134,6 +140,73 @@ class ModelBehaviorError(OrchestrationError):
         super().__init__(message)
         self.agent = agent
         self.raw = raw[:500]
+
+
+class QueueFullError(OrchestrationError):
+    """The bus holds ``priority_queue_size`` undelivered messages and refused a new one.
+
+    Raised only when the new message's priority is not above every queued message's priority;
+    otherwise the bus sheds the lowest-priority, newest queued message instead. Nothing already
+    queued is lost by a refusal.
+
+    Attributes:
+        queue_size: the bound (``priority_queue_size``).
+        priority_level: the refused message's priority.
+        lowest_queued: the lowest priority currently queued.
+    """
+
+    def __init__(
+        self, message_id: str, *, queue_size: int, priority_level: int, lowest_queued: int
+    ) -> None:
+        self.message_id = message_id
+        self.queue_size = queue_size
+        self.priority_level = priority_level
+        self.lowest_queued = lowest_queued
+        super().__init__(
+            f"Message queue is full (priority_queue_size={queue_size}); message {message_id!r} "
+            f"with priority_level={priority_level} was refused because every queued message "
+            f"has priority >= {lowest_queued}. Fix: let the recipients consume (await "
+            f"bus.receive(...)), raise priority_queue_size, or send with priority_level > "
+            f"{lowest_queued} to displace the lowest-priority queued message."
+        )
+
+
+class UnknownMessageError(OrchestrationError, KeyError):
+    """A message id that the bus does not know (never sent, or its receipts were forgotten).
+
+    Attributes:
+        message_id: the unknown id.
+    """
+
+    def __init__(self, message_id: str, *, hint: str = "") -> None:
+        self.message_id = message_id
+        super().__init__(
+            f"Unknown message id {message_id!r}. "
+            f"{hint or 'Fix: use the id returned by send_priority_message(...).'}"
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class UnknownRecipientError(UnknownAgentError):
+    """A recipient that resolves to no registered agent.
+
+    Attributes:
+        agent: the unknown recipient as written.
+        known: every recipient the bus can resolve (ids, ``type:``/``group:`` names,
+            ``all-agents``).
+    """
+
+    def __init__(self, recipient: str, known: Sequence[str], *, detail: str = "") -> None:
+        super().__init__(recipient, known, kind="recipient")
+        shown = ", ".join(repr(k) for k in self.known[:20]) or "none registered yet"
+        more = f" (+{len(self.known) - 20} more)" if len(self.known) > 20 else ""
+        self.args = (
+            f"Unknown recipient {recipient!r}{detail}. Known: {shown}{more}. Fix: "
+            f"`bus.register(agent_id, agent_type=..., groups=[...])` first, or address an agent "
+            f"id, 'type:<AgentType>', 'group:<name>' or 'all-agents'.",
+        )
 
 
 def _next_id(agent_id: str) -> str:
