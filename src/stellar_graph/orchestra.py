@@ -226,6 +226,15 @@ class StellarOrchestra(IntegrationsMixin):
         task = self._task_for(allocation_id)
         return _execution_view(task, self._state.get("allocations", {}).get(allocation_id, {}))
 
+    async def submit_run(self, payload: Mapping[str, Any]) -> None:
+        """Queue one run of the orchestra graph with ``payload`` as input and wait for it.
+
+        The building block of the facade's methods (and of mixins): runs on the orchestra's
+        thread execute one at a time, in order.
+        """
+        self._require_started()
+        await self._submit(dict(payload))
+
     async def wait_idle(self) -> None:
         """Wait until every queued run has finished."""
         await self._queue.join()

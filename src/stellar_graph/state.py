@@ -17,10 +17,12 @@ from typing_extensions import TypedDict
 __all__ = [
     "AGENTS",
     "ALLOCATIONS",
+    "COLLABORATIONS",
     "EVENTS",
     "MAX_EVENTS",
     "METRICS",
     "REGISTER_AGENTS",
+    "START_COLLABORATIONS",
     "SUBMIT_TASKS",
     "TASKS",
     "OrchestraInput",
@@ -33,6 +35,8 @@ __all__ = [
 
 # Key names, defined once. They are saved in checkpoints: renaming one is a breaking change.
 SUBMIT_TASKS = "submit_tasks"
+START_COLLABORATIONS = "start_collaborations"
+COLLABORATIONS = "collaborations"
 REGISTER_AGENTS = "register_agents"
 AGENTS = "agents"
 TASKS = "tasks"
@@ -78,14 +82,18 @@ class OrchestraInput(TypedDict, total=False):
     """Tasks to add (``Task`` fields)."""
     register_agents: list[dict[str, Any]]
     """Agent instances to register (``AgentProfile`` fields)."""
+    start_collaborations: list[dict[str, Any]]
+    """Collaboration goals to start: ``{"goal": {...}, "agent_ids": [...]}`` each."""
     allocation_strategy: str | None
     """Override ``task_allocation.strategy`` for this run (``optimal``, ``fast``, ``greedy``, ``auto``)."""
 
 
 class OrchestraOutput(TypedDict, total=False):
-    """What a run returns: the task board, the allocations and the counters."""
+    """What a run returns: the task board, the allocations, collaborations and the counters."""
 
     tasks: Annotated[dict[str, dict[str, Any]], merge_records]
+    collaborations: Annotated[dict[str, dict[str, Any]], merge_records]
+    """Collaboration id -> record: goal, plan, bids, awards, results, votes, conflicts, outcome."""
     allocations: Annotated[dict[str, dict[str, Any]], merge_records]
     metrics: Annotated[dict[str, float], add_counters]
 
