@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/stellar-graph run vegapunk
 
 test: $(STAMP) lint
+	bash tools/ensure_system_packages.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

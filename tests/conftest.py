@@ -11,6 +11,8 @@ import pytest
 
 from stellar_graph.tokens import ensure_offline_encodings
 
+pytest_plugins = ["tests.pg"]  # the private PostgreSQL cluster fixtures
+
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 

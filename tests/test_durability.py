@@ -44,8 +44,11 @@ def test_kill_minus_nine_mid_wave_then_resume_completes_each_task_once(tmp_path:
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=10)
-    before = Counter(line for line in _lines(log))
-    assert sum(v for k, v in before.items() if k.startswith("end")) == 3  # only wave 1 had finished
+    at_kill = Counter(_lines(log))
+    started = {line.split()[1] for line in at_kill if line.startswith("start")}
+    ended = {line.split()[1] for line in at_kill if line.startswith("end")}
+    cut_off = started - ended  # calls the kill interrupted (a busy machine may have finished more)
+    assert cut_off and len(ended) < 9
 
     second = _spawn(data_dir, log, "resume")
     out, err = second.communicate(timeout=60)
@@ -55,9 +58,6 @@ def test_kill_minus_nine_mid_wave_then_resume_completes_each_task_once(tmp_path:
 
     calls = Counter(_lines(log))
     ends = {t: calls[f"end {t}"] for t in statuses}
-    assert ends == dict.fromkeys(statuses, 1), (
-        ends
-    )  # every call that finished: exactly once per task
-    interrupted = {t for t in statuses if calls[f"start {t}"] == 2}
-    assert len(interrupted) == 3  # the wave in flight at the kill re-ran, nothing else did
-    assert all(calls[f"start {t}"] == 1 for t in statuses if t not in interrupted)
+    assert ends == dict.fromkeys(statuses, 1), ends  # every call that finished: exactly once per task
+    # Only the calls cut off by the kill ran again; finished ones were not redone.
+    assert {t: calls[f"start {t}"] for t in statuses} == {t: 2 if t in cut_off else 1 for t in statuses}

@@ -4,6 +4,9 @@
 graph (SQLite under the data directory; simulated agents unless a model is configured), shows
 progress while it runs, prints who got what and why, and writes a JSON report.
 
+``stellar-graph serve`` serves the orchestra and each agent type over HTTP (LangServe routes,
+``/healthz``, ``/metrics``; see :mod:`stellar_graph.serving`) until interrupted.
+
 Exit codes: 0 success, 2 bad scenario, config or arguments, 1 an unexpected failure.
 """
 
@@ -12,14 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import StellarGraphError
 from stellar_graph.llm import MODEL_ENV
 from stellar_graph.orchestra import StellarOrchestra
+from stellar_graph.persistence import DATABASE_URL_ENV, sqlite_paths
 from stellar_graph.scenarios import Scenario, bundled_scenarios, load_scenario
 
 __all__ = ["main"]
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``stellar-graph``; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     try:
         report, path = asyncio.run(_run(args, sys.stdout))
     except StellarGraphError as exc:
@@ -51,7 +59,46 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
     run.add_argument("--seed", type=int, default=0, help="simulation seed")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    serve = sub.add_parser("serve", help="serve the orchestra and its agents over HTTP (LangServe)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--data-dir", default=None, help="where the SQLite files go (default .stellar_graph)")
+    serve.add_argument("--config", default=None, help="a YAML/TOML config file (persistence, llm, ...)")
+    serve.add_argument("--thread", default=None, help="thread of requests without an X-Thread-Id header")
+    serve.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``stellar-graph serve``: build the app and run it under uvicorn until interrupted."""
+    try:
+        import uvicorn
+
+        from stellar_graph.serving import API_KEY_ENV, DEFAULT_THREAD, create_app
+    except ImportError as exc:
+        print(f"error: `stellar-graph serve` needs the `serve` extra ({exc.name} is missing): "
+              "pip install 'stellar-graph[serve]'", file=sys.stderr)
+        return 2
+    patch: dict[str, Any] = {}
+    if args.data_dir:
+        patch["persistence"] = {"data_dir": args.data_dir}
+    if args.model:
+        patch["llm"] = {"model": args.model}
+    try:
+        config = OrchestraConfig.load(args.config).merged(patch)
+        app = create_app(config, thread_id=args.thread or DEFAULT_THREAD)
+    except StellarGraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    auth = "API key required (X-API-Key)" if os.environ.get(API_KEY_ENV) else f"no API key ({API_KEY_ENV} unset)"
+    store = config.persistence
+    where = ("PostgreSQL" if store.backend != "memory" and (store.database_url or os.environ.get(DATABASE_URL_ENV))
+             else "memory" if store.backend == "memory" else f"SQLite in {sqlite_paths(store)[0].parent}")
+    print(f"stellar-graph serve: http://{args.host}:{args.port}/orchestra and /agents/<name>; "
+          f"state in {where}; {auth}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
 
 
 async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], Path]:

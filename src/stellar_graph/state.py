@@ -10,7 +10,7 @@ their own task in the same step without clobbering each other.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from typing_extensions import TypedDict
 
@@ -84,7 +84,7 @@ class OrchestraInput(TypedDict, total=False):
     """Agent instances to register (``AgentProfile`` fields)."""
     start_collaborations: list[dict[str, Any]]
     """Collaboration goals to start: ``{"goal": {...}, "agent_ids": [...]}`` each."""
-    allocation_strategy: str | None
+    allocation_strategy: Literal["auto", "optimal", "fast", "greedy"]
     """Override ``task_allocation.strategy`` for this run (``optimal``, ``fast``, ``greedy``, ``auto``)."""
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
-from stellar_graph.allocation import Strategy
 from stellar_graph.board import imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.memory import load_predictor
@@ -34,7 +33,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
             state.get("agents") or {},
             weights=alloc.weights,
             now=now,
-            strategy=cast(Strategy, state.get("allocation_strategy") or alloc.strategy),  # checked at intake
+            strategy=state.get("allocation_strategy") or alloc.strategy,  # checked at intake
             past_deadline=alloc.past_deadline,
             dependency_failure=alloc.dependency_failure,
             predictor=await load_predictor(runtime.store),

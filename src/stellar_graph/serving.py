@@ -1,0 +1,462 @@
+"""The orchestra and its agents over HTTP: a FastAPI app with LangServe routes.
+
+Routes:
+
+- ``/orchestra/{invoke,batch,stream,stream_log,stream_events,playground}``: one orchestra run
+  per request, input ``{"register_agents": [...], "submit_tasks": [...]}``, on the thread named
+  by the ``X-Thread-Id`` header (the app's default thread otherwise). Runs on one thread are
+  serialised (two overlapping runs on one LangGraph thread lose updates).
+- ``/agents/<name>/...``: each agent type as a stateless graph (``{"task", "agent"}`` in,
+  ``{"report"}`` out).
+- ``/healthz``: liveness and the attached checkpointer kind (never needs the API key).
+- ``/metrics``: Prometheus text, counters from each served thread's state.
+
+The graphs are compiled without a checkpointer (LangServe calls ``ainvoke``/``astream``, and the
+async savers need a running loop); the app's lifespan opens ``config.persistence`` (SQLite by
+default, PostgreSQL when a database URL is configured) and attaches it. When the environment
+variable named by ``api_key_env`` is set, every route but ``/healthz`` needs that key in the
+``X-API-Key`` header (401 otherwise). Interrupts are not resumable through LangServe; use the
+LangGraph API server (``langgraph.json``) for human-in-the-loop runs.
+
+Example:
+    >>> app = create_app({"persistence": {"data_dir": "/var/lib/stellar"}})
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8000), or `stellar-graph serve`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import os
+import re
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langserve import add_routes
+from pydantic import BaseModel
+
+from stellar_graph.agents.factory import create_agent
+from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.board import utc_now
+from stellar_graph.config import OrchestraConfig
+from stellar_graph.errors import (
+    ConfigurationError,
+    DuplicateAgentError,
+    OrchestrationError,
+    UnknownAgentError,
+)
+from stellar_graph.graph import create_orchestra
+from stellar_graph.llm import make_chat_model
+from stellar_graph.persistence import open_persistence
+from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
+from stellar_graph.submission import (
+    accept_agents,
+    accept_tasks,
+    check_strategy,
+    known_agent_names,
+)
+from stellar_graph.tokens import count_tokens
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_KEY_HEADER",
+    "DEFAULT_THREAD",
+    "THREAD_HEADER",
+    "create_app",
+    "prometheus_text",
+]
+
+logger = logging.getLogger(__name__)
+
+API_KEY_ENV = "STELLAR_GRAPH_API_KEY"
+API_KEY_HEADER = "X-API-Key"
+THREAD_HEADER = "X-Thread-Id"
+DEFAULT_THREAD = "stellar-orchestra"
+RECURSION_LIMIT = 10_000
+_OPEN_PATHS = frozenset({"/healthz"})
+_THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+# Bad agents, tasks or run options in a request (a ConfigurationError there is the caller's).
+_CLIENT_ERRORS = (ConfigurationError, DuplicateAgentError, UnknownAgentError)
+
+
+def create_app(
+    config: OrchestraConfig | Mapping[str, Any] | str | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    thread_id: str = DEFAULT_THREAD,
+    seed: int = 0,
+    clock: Callable[[], datetime] = utc_now,
+    api_key_env: str = API_KEY_ENV,
+) -> FastAPI:
+    """Build the FastAPI app serving the orchestra and each agent type.
+
+    Args:
+        config: an :class:`OrchestraConfig`, a dict or a YAML/TOML path; ``persistence`` decides
+            where thread state lives.
+        model: the agents' chat model; ``None`` uses ``config.llm`` or simulates the agents.
+        agents: the agent types (each also served at ``/agents/<name>``).
+        thread_id: the thread used when a request has no ``X-Thread-Id`` header.
+        seed: simulation seed.
+        clock: time source.
+        api_key_env: the environment variable holding the API key; unset or empty means no auth.
+
+    Returns:
+        The app; its lifespan opens and closes the checkpointer and store.
+
+    Raises:
+        ConfigurationError: bad config or agent types.
+    """
+    cfg = OrchestraConfig.load(config)
+    _check_thread_id(thread_id)
+    chat = model if model is not None else make_chat_model(cfg.llm)
+    graph = create_orchestra(cfg, model=chat, agents=agents, seed=seed, clock=clock).compile(
+        name="orchestra"
+    )
+    orchestra = _ServedOrchestra(
+        graph, default_thread=thread_id, durability=cfg.persistence.durability
+    )
+    registry = AgentTypeRegistry(agents)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_persistence(cfg.persistence) as (saver, store):
+            graph.checkpointer, graph.store = saver, store
+            logger.info("serving with %s checkpointer, %s store", _kind(saver), _kind(store))
+            try:
+                yield
+            finally:
+                graph.checkpointer, graph.store = None, None
+
+    app = FastAPI(title="stellar_graph", lifespan=lifespan)
+    add_routes(
+        app,
+        orchestra,
+        path="/orchestra",
+        per_req_config_modifier=_thread_from_request(orchestra, registry, clock),
+    )
+    for spec in registry.specs:
+        agent = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
+        add_routes(app, _Served(agent), path=f"/agents/{spec.name}")
+    _add_ops_routes(app, orchestra)
+    _add_error_handlers(app)
+    _add_auth(app, os.environ.get(api_key_env) or None)
+    return app
+
+
+class _Served(Runnable[dict[str, Any], dict[str, Any]]):
+    """A compiled graph as LangServe sees it: async only, schemas passed through.
+
+    Wrapping (instead of handing LangServe the graph) keeps LangServe from calling the graph's
+    deprecated ``config_schema`` and is where the orchestra adds its thread handling.
+    """
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.name = graph.get_name()
+
+    @property
+    def InputType(self) -> Any:
+        """The graph's input type."""
+        return self.graph.InputType
+
+    @property
+    def OutputType(self) -> Any:
+        """The graph's output type."""
+        return self.graph.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """The graph's input schema (what LangServe validates requests against).
+
+        Keep input keys non-nullable: the playground's form renderer fails on ``null``
+        alternatives (``Unknown type: {"type":"null"}``); tests/test_serving.py checks it renders.
+        """
+        return self.graph.get_input_schema(config)  # type: ignore[no-any-return]
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """The graph's output schema."""
+        return self.graph.get_output_schema(config)  # type: ignore[no-any-return]
+
+    def invoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Not supported: the agent nodes are async.
+
+        Raises:
+            OrchestrationError: always; use ``ainvoke``.
+        """
+        raise OrchestrationError(
+            f"{self.name!r} runs asynchronously. Fix: call `ainvoke` or `astream`."
+        )
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the graph once and return its output."""
+        return await self.graph.ainvoke(input, config)  # type: ignore[no-any-return]
+
+    async def astream(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream the graph's per-node updates."""
+        async for chunk in self.graph.astream(input, config):
+            yield chunk
+
+
+class _ServedOrchestra(_Served):
+    """The orchestra for LangServe: one run per request on the request's thread, one at a time.
+
+    Args:
+        graph: the orchestra compiled without a checkpointer (attached later by the lifespan).
+        default_thread: the thread of requests that name none.
+        durability: LangGraph durability of every run.
+    """
+
+    def __init__(self, graph: Any, *, default_thread: str, durability: str) -> None:
+        super().__init__(graph)
+        self.default_thread = default_thread
+        self.durability = durability
+        self.threads: dict[str, None] = {default_thread: None}
+        """Threads this process has run on (ordered set), for ``/metrics``."""
+        # A lock lives while a run holds or awaits it; idle threads cost nothing.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def run_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        """``config`` with a thread id (the default thread if none) and the orchestra's recursion limit."""
+        cfg = ensure_config(config)
+        configurable = {"thread_id": self.default_thread, **(cfg.get("configurable") or {})}
+        return {**cfg, "configurable": configurable, "recursion_limit": RECURSION_LIMIT}
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the orchestra once on the config's thread and return tasks, allocations and metrics."""
+        cfg = self.run_config(config)
+        async with self._lock(cfg):
+            await self._finish_unfinished(cfg)
+            return await self.graph.ainvoke(input, cfg, durability=self.durability)  # type: ignore[no-any-return]
+
+    async def astream(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run the orchestra once on the config's thread, yielding each node's update."""
+        cfg = self.run_config(config)
+        async with self._lock(cfg):
+            await self._finish_unfinished(cfg)
+            async for chunk in self.graph.astream(input, cfg, durability=self.durability):
+                yield chunk
+
+    async def state(self, thread_id: str) -> dict[str, Any]:
+        """The current values of one thread (empty if it has none)."""
+        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        return dict(snapshot.values or {})
+
+    def _lock(self, cfg: RunnableConfig) -> asyncio.Lock:
+        thread = cfg["configurable"]["thread_id"]
+        self.threads[thread] = None
+        lock = self._locks.get(thread)
+        if lock is None:
+            lock = self._locks[thread] = asyncio.Lock()
+        return lock
+
+    async def _finish_unfinished(self, cfg: RunnableConfig) -> None:
+        """Finish a run a killed process left mid-way; otherwise its tasks would stay running."""
+        snapshot = await self.graph.aget_state(cfg)
+        if not snapshot.next or snapshot.interrupts:
+            return  # done, or paused on an interrupt LangServe cannot resume (new input replaces it)
+        logger.warning(
+            "finishing an unfinished run on thread %s (next: %s)",
+            cfg["configurable"]["thread_id"],
+            snapshot.next,
+        )
+        try:
+            await self.graph.ainvoke(None, cfg, durability=self.durability)
+        except _CLIENT_ERRORS as exc:
+            # The unfinished run is one whose input intake refused: the new input replaces it.
+            logger.warning("dropping the unfinished run's refused input: %s", type(exc).__name__)
+
+
+def _thread_from_request(
+    orchestra: _ServedOrchestra, registry: AgentTypeRegistry, clock: Callable[[], datetime]
+) -> Callable[[dict[str, Any], Request], Any]:
+    """LangServe drops ``configurable.thread_id``; take it from the header and check the input early."""
+
+    async def modify(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        if orchestra.graph.checkpointer is None:
+            raise HTTPException(
+                503, "The orchestra's persistence is not open (app lifespan not started)."
+            )
+        thread = request.headers.get(THREAD_HEADER) or orchestra.default_thread
+        if not _THREAD_ID.fullmatch(thread):
+            raise HTTPException(
+                400,
+                f"Invalid `{THREAD_HEADER}` {thread[:140]!r}: use 1-128 letters, digits or ._:@-",
+            )
+        config = {
+            **config,
+            "configurable": {**(config.get("configurable") or {}), "thread_id": thread},
+        }
+        await _check_submission(orchestra, thread, await _inputs(request), registry, clock)
+        return config
+
+    return modify
+
+
+async def _inputs(request: Request) -> list[Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return []  # LangServe answers malformed bodies itself
+    if not isinstance(body, dict):
+        return []
+    return [body["input"]] if "input" in body else list(body.get("inputs") or [])
+
+
+async def _check_submission(
+    orchestra: _ServedOrchestra,
+    thread: str,
+    inputs: list[Any],
+    registry: AgentTypeRegistry,
+    clock: Callable[[], datetime],
+) -> None:
+    """Validate agents and tasks against the thread's board before any run (422 with the fix)."""
+    inputs = [i for i in inputs if isinstance(i, dict) and any(i.values())]
+    if not inputs:
+        return
+    state = await orchestra.state(thread)
+    board, registered = state.get("tasks") or {}, state.get("agents") or {}
+    try:
+        for item in inputs:
+            check_strategy(item.get("allocation_strategy"))
+            new = accept_agents(
+                registered, list(item.get(REGISTER_AGENTS) or []), registry, count_tokens
+            )
+            known = known_agent_names({**registered, **new}, registry)
+            tasks = list(item.get(SUBMIT_TASKS) or [])
+            accept_tasks(board, tasks, count_tokens, now=clock(), known_agents=known)
+    except _CLIENT_ERRORS as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        saver, store = orchestra.graph.checkpointer, orchestra.graph.store
+        body = {
+            "ok": saver is not None,
+            "checkpointer": _kind(saver),
+            "store": _kind(store),
+            "default_thread": orchestra.default_thread,
+        }
+        return JSONResponse(body, status_code=200 if saver is not None else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        if orchestra.graph.checkpointer is None:
+            return PlainTextResponse("# persistence not open\n", status_code=503)
+        states = {thread: await orchestra.state(thread) for thread in list(orchestra.threads)}
+        return PlainTextResponse(prometheus_text(states), media_type="text/plain; version=0.0.4")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def client_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    for cls in _CLIENT_ERRORS:
+        app.add_exception_handler(cls, client_error)
+
+
+def _add_auth(app: FastAPI, key: str | None) -> None:
+    if key is None:
+        return
+    expected = key.encode()
+
+    @app.middleware("http")
+    async def require_api_key(request: Request, call_next: Any) -> Response:
+        if request.url.path in _OPEN_PATHS:
+            return await call_next(request)  # type: ignore[no-any-return]
+        sent = request.headers.get(API_KEY_HEADER, "").encode()
+        if not hmac.compare_digest(sent, expected):
+            fix = f"Missing or wrong API key. Fix: send it in the `{API_KEY_HEADER}` header."
+            return JSONResponse({"detail": fix}, status_code=401)
+        return await call_next(request)  # type: ignore[no-any-return]
+
+
+def prometheus_text(states: Mapping[str, Mapping[str, Any]]) -> str:
+    """Prometheus text exposition (format 0.0.4) of the orchestra threads' metrics.
+
+    Every numeric counter in a thread's ``metrics`` becomes ``stellar_graph_<name>_total``; the
+    board adds the gauges ``stellar_graph_tasks{status}`` and ``stellar_graph_agents``. Each
+    sample carries a ``thread`` label.
+
+    Args:
+        states: thread id -> that thread's state values.
+
+    Returns:
+        The exposition text, families sorted by name.
+    """
+    families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def add(name: str, kind: str, help_: str, labels: Mapping[str, str], value: float) -> None:
+        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        families.setdefault(name, (kind, help_, []))[2].append(
+            f"{name}{{{rendered}}} {_number(value)}"
+        )
+
+    for thread, state in states.items():
+        label = {"thread": thread}
+        for key, value in sorted((state.get("metrics") or {}).items()):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                name = (
+                    "stellar_graph_"
+                    + re.sub(r"[^A-Za-z0-9_]", "_", key).removesuffix("_total")
+                    + "_total"
+                )
+                add(name, "counter", f"State counter `{key}`, summed over runs.", label, value)
+        tasks = (state.get("tasks") or {}).values()
+        for status, n in sorted(Counter(str(t.get("status")) for t in tasks).items()):
+            add("stellar_graph_tasks", "gauge", "Tasks by status.", {**label, "status": status}, n)
+        agents = len(state.get("agents") or {})
+        add("stellar_graph_agents", "gauge", "Registered agent instances.", label, agents)
+    lines: list[str] = []
+    for name, (kind, help_, samples) in sorted(families.items()):
+        lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *samples]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _kind(obj: object) -> str | None:
+    """``sqlite``/``postgres``/``memory`` from a LangGraph saver or store class."""
+    if obj is None:
+        return None
+    parts = type(obj).__module__.split(".")
+    return parts[2] if parts[0] == "langgraph" and len(parts) > 2 else type(obj).__name__
+
+
+def _check_thread_id(thread_id: str) -> None:
+    if not _THREAD_ID.fullmatch(thread_id):
+        raise ConfigurationError(
+            f"Invalid default thread id {thread_id!r}. Fix: use 1-128 letters, digits or ._:@- "
+            "(starting with a letter or digit).",
+            field="thread_id",
+            value=thread_id,
+        )

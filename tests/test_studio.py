@@ -1,0 +1,165 @@
+"""`langgraph dev` loads `langgraph.json` offline and runs the orchestra through the LangGraph SDK.
+
+The dev server (the API that LangGraph Studio talks to) starts from the repository root on a
+free port, with analytics and the version check off and no reloader; agents are simulated.
+Not covered yet: resuming an escalation interrupt with a ``Command`` (the orchestra has no
+escalation interrupt until issue 6).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stellar_graph import LILITH, PYTHAGORAS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGGRAPH = Path(sys.executable).with_name("langgraph")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`langgraph dev` on a free port; yields its URL and stops it by PID."""
+    if not LANGGRAPH.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{LANGGRAPH} is missing: install the `studio` extra")
+        pytest.skip("langgraph-cli is not installed (the `studio` extra)")
+    port, log = _free_port(), tmp_path_factory.mktemp("studio") / "dev.log"
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+    }
+    env["OPENAI_API_KEY"] = "sk-test-dummy"  # module scope runs before conftest's per-test guard
+    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL"):
+        env.pop(name, None)
+    cmd = [
+        str(LANGGRAPH),
+        "dev",
+        "--no-browser",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-reload",
+        "--allow-blocking",
+    ]
+    # The graph paths in langgraph.json are relative to the working directory: the repo root.
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, (
+                "langgraph dev did not come up:\n" + log.read_text()[-4000:]
+            )
+            try:
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+async def test_every_graph_in_langgraph_json_is_served(dev_server: str) -> None:
+    from langgraph_sdk import get_client
+
+    async with get_client(url=dev_server) as client:
+        graphs = {a["graph_id"] for a in await client.assistants.search(limit=50)}
+    assert graphs == set(json.loads((ROOT / "langgraph.json").read_text())["graphs"])
+
+
+async def test_orchestra_run_on_a_thread_then_its_state_holds_allocation_and_result(
+    dev_server: str,
+) -> None:
+    from langgraph_sdk import get_client
+
+    async with get_client(url=dev_server) as client:
+        thread = await client.threads.create()
+        out = await client.runs.wait(
+            thread["thread_id"],
+            "orchestra",
+            input={
+                "register_agents": [
+                    LILITH.default_profile("lilith-001"),
+                    PYTHAGORAS.default_profile("pythagoras-001"),
+                ],
+                "submit_tasks": [
+                    {
+                        "id": "risk",
+                        "description": "Review the launch risks",
+                        "required_skills": ["risk_analysis"],
+                    },
+                    {
+                        "id": "forecast",
+                        "description": "Forecast demand",
+                        "required_skills": ["statistics"],
+                    },
+                ],
+            },
+        )
+        state = await client.threads.get_state(thread["thread_id"])
+    assert set(out) == {"tasks", "allocations", "metrics"}  # the orchestra's output schema
+    assert state["next"] == []  # the run finished
+    values = state["values"]
+    assert {a["task_id"]: a["agent_id"] for a in values["allocations"].values()} == {
+        "risk": "lilith-001",
+        "forecast": "pythagoras-001",
+    }
+    assert values["allocations"]["alloc-risk"]["breakdown"]["skills"] == 1.0
+    assert {t: r["status"] for t, r in values["tasks"].items()} == {
+        "risk": "completed",
+        "forecast": "completed",
+    }
+    assert values["tasks"]["risk"]["result"].startswith("[simulated] lilith-001")
+    assert values["metrics"]["tasks_submitted"] == 2
+
+
+async def test_an_agent_graph_runs_statelessly(dev_server: str) -> None:
+    from langgraph_sdk import get_client
+
+    async with get_client(url=dev_server) as client:
+        out = await client.runs.wait(
+            None,
+            "pythagoras",
+            input={
+                "task": {
+                    "id": "proof",
+                    "description": "Prove it",
+                    "required_skills": ["mathematics"],
+                },
+                "agent": PYTHAGORAS.default_profile("pythagoras-001"),
+            },
+        )
+    assert out["report"]["agent_id"] == "pythagoras-001"
+    assert out["report"]["simulated"] is True
+    assert out["report"]["status"] == "completed"
