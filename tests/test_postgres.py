@@ -67,7 +67,8 @@ async def test_facade_state_and_store_persist_across_instances(
         stats = (await store.aget(AGENT_STATS_NAMESPACE, "edison-001")).value
     assert stats["completed"] + stats["failed"] == 4
     assert _checkpoints(postgres_url, "factory") > 0
-    assert not (tmp_path / "d").exists()  # nothing went to SQLite
+    # Checkpoints and Store went to PostgreSQL; only the message bus spools locally.
+    assert {p.name for p in (tmp_path / "d").glob("*.sqlite")} <= {"bus.sqlite"}
 
 
 def test_cli_run_uses_postgres_from_the_environment(

@@ -29,12 +29,14 @@ from langgraph.store.base import BaseStore
 
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import allocation_id_for, utc_now
+from stellar_graph.bus import AdvancedMessageBus
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import OrchestrationError, UnknownAgentError
 from stellar_graph.events import EventHandler, EventHub
 from stellar_graph.graph import create_orchestra
 from stellar_graph.integrations.facade import IntegrationsMixin
 from stellar_graph.llm import make_chat_model
+from stellar_graph.mail import MailBridge
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.persistence import open_persistence
@@ -93,6 +95,7 @@ class StellarOrchestra(IntegrationsMixin):
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._alloc_waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._mail: MailBridge | None = None
         self.task_allocator = TaskAllocator(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -108,6 +111,8 @@ class StellarOrchestra(IntegrationsMixin):
         self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
         snapshot = await self._app.aget_state(self._run_config())
         self._state = dict(snapshot.values or {})
+        self._mail = MailBridge.open(self.config)
+        self._mail.register((self._state.get("agents") or {}).values())
         self._worker = asyncio.create_task(self._work(), name="stellar-orchestra-worker")
         if snapshot.next:
             logger.warning("resuming an unfinished run on thread %s (next: %s)", self.thread_id, snapshot.next)
@@ -121,6 +126,9 @@ class StellarOrchestra(IntegrationsMixin):
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
         await self.aclose_integrations()
+        if self._mail is not None:
+            await self._mail.close()
+            self._mail = None
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
@@ -132,6 +140,17 @@ class StellarOrchestra(IntegrationsMixin):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_orchestration()
+
+    @property
+    def message_bus(self) -> AdvancedMessageBus:
+        """The priority message bus; messages to agents reach them with their next task."""
+        self._require_started()
+        assert self._mail is not None  # set by start_orchestration
+        return self._mail.bus
+
+    async def send_priority_message(self, message: Mapping[str, Any]) -> str:
+        """Send a message on :attr:`message_bus` (seed API); returns its ``message_id``."""
+        return await self.message_bus.send_priority_message(message)
 
     @property
     def simulated(self) -> bool:
@@ -154,6 +173,8 @@ class StellarOrchestra(IntegrationsMixin):
         self._require_started()
         record = accept_agents(self._state.get("agents") or {}, [profile], self.agent_types, count_tokens)
         await self._submit({"register_agents": [dict(profile) if isinstance(profile, Mapping) else profile.model_dump(mode="json")]})
+        if self._mail is not None:
+            self._mail.register(record.values())
         return AgentProfile.model_validate({k: v for k, v in next(iter(record.values())).items() if k in AgentProfile.model_fields})
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
@@ -287,8 +308,14 @@ class StellarOrchestra(IntegrationsMixin):
     async def _work(self) -> None:
         while True:
             payload, fut = await self._queue.get()
+            mail: list[dict[str, Any]] = []
             try:
+                if isinstance(payload, dict) and self._mail is not None:
+                    mail = self._mail.take((self._state.get("agents") or {}).keys())
+                    payload = {**payload, "deliver_messages": mail} if mail else payload
                 await self._run(payload)
+                if mail and self._mail is not None:
+                    self._mail.settle(mail)
                 fut.set_result(None)
             except Exception as exc:
                 fut.set_exception(exc)

@@ -19,6 +19,7 @@ __all__ = [
     "ALLOCATIONS",
     "COLLABORATIONS",
     "EVENTS",
+    "MAX_DELIVERED",
     "MAX_EVENTS",
     "METRICS",
     "REGISTER_AGENTS",
@@ -29,6 +30,8 @@ __all__ = [
     "OrchestraOutput",
     "OrchestraState",
     "add_counters",
+    "append_delivered",
+    "merge_mailbox",
     "append_events",
     "merge_records",
 ]
@@ -43,6 +46,9 @@ TASKS = "tasks"
 ALLOCATIONS = "allocations"
 METRICS = "metrics"
 EVENTS = "events"
+
+MAX_DELIVERED = 1000
+"""How many delivered message ids are remembered to drop redeliveries (bounded state)."""
 
 MAX_EVENTS = 200
 """Only the most recent events stay in the checkpoint (bounded state); handlers see them all."""
@@ -59,6 +65,30 @@ def merge_records(
         else:
             merged[key] = {**merged.get(key, {}), **patch}
     return merged
+
+
+def merge_mailbox(
+    current: dict[str, dict[str, Any]] | None, update: dict[str, dict[str, Any] | None] | None
+) -> dict[str, dict[str, Any]]:
+    """Per agent, merge ``{message_id: message}``; a ``None`` message deletes it, as does an
+    emptied mailbox (agents without messages disappear)."""
+    merged = {agent: dict(box) for agent, box in (current or {}).items()}
+    for agent, patch in (update or {}).items():
+        box = merged.setdefault(agent, {})
+        for message_id, message in (patch or {}).items():
+            if message is None:
+                box.pop(message_id, None)
+            else:
+                box[message_id] = message
+        if not box:
+            merged.pop(agent)
+    return merged
+
+
+def append_delivered(current: list[str] | None, update: list[str] | None) -> list[str]:
+    """Remember delivered message ids, newest :data:`MAX_DELIVERED` only."""
+    merged = [*(current or []), *(update or [])]
+    return merged[-MAX_DELIVERED:]
 
 
 def add_counters(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
@@ -84,6 +114,8 @@ class OrchestraInput(TypedDict, total=False):
     """Agent instances to register (``AgentProfile`` fields)."""
     start_collaborations: list[dict[str, Any]]
     """Collaboration goals to start: ``{"goal": {...}, "agent_ids": [...]}`` each."""
+    deliver_messages: list[dict[str, Any]]
+    """Bus messages handed to agents: ``{"agent_id": ..., "message": {...}}`` each."""
     allocation_strategy: Literal["auto", "optimal", "fast", "greedy"]
     """Override ``task_allocation.strategy`` for this run (``optimal``, ``fast``, ``greedy``, ``auto``)."""
 
@@ -104,5 +136,8 @@ class OrchestraState(OrchestraInput, OrchestraOutput, total=False):
     agents: Annotated[dict[str, dict[str, Any]], merge_records]
     """Registry: agent id -> profile (JSON) plus ``healthy`` and ``prompt_tokens``."""
     events: Annotated[list[dict[str, Any]], append_events]
+    mailbox: Annotated[dict[str, dict[str, Any]], merge_mailbox]
+    """Agent id -> messages waiting for the agent's next task (message id -> message)."""
+    delivered_messages: Annotated[list[str], append_delivered]
     imbalance: dict[str, Any]
     """The last allocator pass's workload imbalance: ``{"active": bool, "ratio": float}``."""

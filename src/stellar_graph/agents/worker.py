@@ -31,6 +31,8 @@ class WorkerInput(TypedDict, total=False):
     agent: dict[str, Any]
     tasks: list[dict[str, Any]]
     slot: int
+    inbox: list[dict[str, Any]]
+    """Bus messages for the agent; they are part of what it sees on its first task."""
 
 
 class WorkerOutput(TypedDict, total=False):
@@ -51,7 +53,8 @@ def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGr
         task, record = state["tasks"][index], state["agent"]
         started, started_at = time.perf_counter(), datetime.now(UTC).isoformat()
         try:
-            out = await agent.ainvoke({"task": task, "agent": record, "attempt": task.get("attempt", 1)})
+            inbox = (state.get("inbox") or []) if index == 0 else []
+            out = await agent.ainvoke({"task": task, "agent": record, "attempt": task.get("attempt", 1), "inbox": inbox})
             report = dict(out["report"])
         except GraphBubbleUp:
             raise

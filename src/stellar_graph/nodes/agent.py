@@ -26,7 +26,12 @@ def make_agent_node(name: str, worker: CompiledStateGraph[Any, Any, Any, Any]) -
         tasks = state.get("tasks") or []
         limit: RunnableConfig = {"recursion_limit": 2 * len(tasks) + 10}  # one worker step per task
         out = await worker.ainvoke(state, limit)
-        return _reports_update(out.get("reports") or [])
+        update = _reports_update(out.get("reports") or [])
+        read = [m["message_id"] for m in state.get("inbox") or []]
+        if read:  # the agent saw its mail with its first task: clear it, remember it
+            update["mailbox"] = {state["agent"]["agent_id"]: dict.fromkeys(read)}
+            update["delivered_messages"] = read
+        return update
 
     run_agent.__name__ = f"run_{name}"
     return run_agent

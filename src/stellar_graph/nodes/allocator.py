@@ -82,16 +82,25 @@ def make_dispatch(clock: Callable[[], datetime]) -> StateNode:
         queues: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for task in sorted(bound, key=lambda t: (t.get("queue_position", 0), t["seq"])):
             queues.setdefault((task["agent_id"], int(task.get("slot", 0))), []).append(task)
-        sends = [
-            Send(agents[agent_id]["agent_node"], {"agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue]})
-            for (agent_id, slot), queue in sorted(queues.items())
-        ]
+        mailbox = state.get("mailbox") or {}
+        sends, inboxed = [], set()
+        for (agent_id, slot), queue in sorted(queues.items()):
+            packet: dict[str, Any] = {"agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue]}
+            if agent_id in mailbox and agent_id not in inboxed:  # the agent's first queue reads its mail
+                packet["inbox"] = _by_priority(mailbox[agent_id])
+                inboxed.add(agent_id)
+            sends.append(Send(agents[agent_id]["agent_node"], packet))
         now = clock().isoformat()
         # Heads of the queues start now; the rest stay `queued` until their worker reaches them.
         patches = {t["id"]: {"status": "running", "started_at": now} for t in bound if not t.get("queue_position")}
         return Command(update={"tasks": patches}, goto=sends)
 
     return dispatch
+
+
+def _by_priority(box: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Highest priority first, then oldest first (the bus's own order)."""
+    return sorted(box.values(), key=lambda m: (-int(m.get("priority_level", 5)), str(m.get("created_at", ""))))
 
 
 _TASK_FIELDS = (

@@ -30,7 +30,10 @@ def make_intake(
         tasks = accept_tasks(
             state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock(), known_agents=known
         )
-        update: dict[str, Any] = {"submit_tasks": [], "register_agents": []}
+        update: dict[str, Any] = {"submit_tasks": [], "register_agents": [], "deliver_messages": []}
+        mail = _mailbox_update(state)
+        if mail:
+            update["mailbox"] = mail
         if agents:
             update["agents"] = agents
             update["events"] = [{"type": "agent_registered", "agent_id": a} for a in agents]
@@ -40,3 +43,15 @@ def make_intake(
         return update
 
     return intake
+
+
+def _mailbox_update(state: OrchestraState) -> dict[str, dict[str, Any]]:
+    """New bus messages into the agents' mailboxes, dropping ones already delivered or unknown."""
+    seen = set(state.get("delivered_messages") or [])
+    agents = state.get("agents") or {}
+    boxes: dict[str, dict[str, Any]] = {}
+    for item in state.get("deliver_messages") or []:
+        agent_id, message = item["agent_id"], item["message"]
+        if agent_id in agents and message["message_id"] not in seen:
+            boxes.setdefault(agent_id, {})[message["message_id"]] = message
+    return boxes

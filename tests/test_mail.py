@@ -1,0 +1,78 @@
+"""Bus messages reach agents with their next task, in priority order, durably and once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stellar_graph import ATLAS, PYTHAGORAS, AgentAnswer, StellarOrchestra
+from stellar_graph.testing import ScriptedChatModel, structured
+
+MEMORY = {"persistence": {"backend": "memory"}}
+WORKER = Path(__file__).with_name("mail_worker.py")
+
+
+async def test_messages_are_part_of_the_agents_next_task(fixed_clock) -> None:
+    prompts: list[str] = []
+
+    def call(messages):
+        prompts.append(messages[-1].content)
+        return structured(AgentAnswer(result="ok", criteria_met=[], confidence=1.0))
+
+    model = ScriptedChatModel(responses=[call] * 3)
+    async with StellarOrchestra(MEMORY, model=model, clock=fixed_clock) as orchestra:
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001"))
+        await orchestra.register_agent(ATLAS.default_profile("atlas-001"))
+        # The seed's broadcast, plus a direct, lower-priority note.
+        broadcast = await orchestra.message_bus.send_priority_message({
+            "sender": "stellar-orchestra", "recipients": ["all-agents"], "message_type": "emergency",
+            "priority_level": 10, "content": {"alert": "System maintenance required"},
+        })
+        note = await orchestra.send_priority_message({
+            "sender": "atlas-001", "recipients": ["pythagoras-001"], "message_type": "note",
+            "priority_level": 3, "content": {"hint": "use the 2025 data"}, "requires_ack": True,
+        })
+        await orchestra.orchestrate_task({"id": "t1", "description": "Analyse", "required_skills": ["statistics"]})
+        await orchestra.wait_idle()
+        first = prompts[0]
+        assert "Messages for you:" in first
+        alert, hint = first.index("System maintenance required"), first.index("use the 2025 data")
+        assert alert < hint  # priority 10 before priority 3
+        state = orchestra.state()
+        assert "pythagoras-001" not in state.get("mailbox", {})  # read, so cleared
+        assert state["mailbox"]["atlas-001"][broadcast]["content"] == {"alert": "System maintenance required"}
+        assert {broadcast, note} <= set(state["delivered_messages"])
+        assert orchestra.message_bus.receipts(note)["pythagoras-001"] == "acked"
+
+        await orchestra.orchestrate_task({"id": "t2", "description": "Again", "required_skills": ["statistics"]})
+        await orchestra.wait_idle()
+        assert "Messages for you:" not in prompts[1]  # delivered once
+
+
+@pytest.mark.slow
+def test_accepted_messages_survive_kill_and_are_delivered_once(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "seen.log"
+    env = {**os.environ, "STELLAR_GRAPH_DATA_DIR": str(data_dir)}
+
+    def run(mode: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(WORKER), str(data_dir), str(log), mode],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    sender = run("send")
+    assert sender.stdout is not None and sender.stdout.readline().strip() == "READY"
+    sender.send_signal(signal.SIGKILL)
+    sender.communicate(timeout=10)
+
+    for task in ("task:t1", "task:t2"):
+        proc = run(task)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "DONE" in out, err
+
+    seen = re.findall(r"seen (m\d)", log.read_text())
+    assert seen == ["m2", "m1", "m0"]  # all three, once, highest priority first; none on t2
