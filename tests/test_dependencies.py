@@ -39,12 +39,14 @@ async def test_chain_and_diamond_run_in_dependency_order() -> None:
 
 async def test_a_failed_dependency_fails_or_holds_its_dependents() -> None:
     boom = RuntimeError("agent crashed")
+    no_reassign = {"emergency_protocols": {"recovery_strategies": ["retry"]}}
     model = ScriptedChatModel(responses=[boom])
-    failed = await _run([_task("base"), _task("next", "base")], model=model)
+    failed = await _run([_task("base"), _task("next", "base")], no_reassign, model=model)
     assert failed["base"]["status"] == "failed" and "agent crashed" in failed["base"]["error"]
     assert failed["next"] == {**failed["next"], "status": "failed", "error": "dependency 'base' failed"}
 
-    held = await _run([_task("base"), _task("next", "base")], {"task_allocation": {"dependency_failure": "hold"}},
+    held = await _run([_task("base"), _task("next", "base")],
+                      {**no_reassign, "task_allocation": {"dependency_failure": "hold"}},
                       model=ScriptedChatModel(responses=[boom]))
     assert held["next"]["status"] == "held" and held["next"]["error"] == "dependency 'base' failed"
 

@@ -148,6 +148,9 @@ def plan_allocations(
             continue
         tokens = [int(r.get("prompt_tokens", 0)) for r in recs]
         matrix = score_matrix(recs, pool, weights=weights, now=now, task_tokens=tokens, duration_factor=factors)
+        for row, record in enumerate(recs):  # agents that failed a task do not get it back
+            for agent_index in _excluded(record, pool):
+                matrix[row, agent_index] = -np.inf
         chosen = assign(matrix, queues.free_slots(), strategy=strategy)
         for record, agent_index in zip(recs, chosen.tolist(), strict=True):
             if agent_index < 0:
@@ -161,7 +164,11 @@ def plan_allocations(
     for record in overflow:
         scores = _score(record, idle, weights, now, factors)
         if not scores.feasible.any():
-            _refuse(plan, record, scores.reasons(), now)
+            reasons = {**scores.reasons(), **{pool.ids[i]: "failed this task before" for i in _excluded(record, pool)}}
+            if record.get("excluded_agents"):
+                _give_up(plan, record, reasons)
+            else:
+                _refuse(plan, record, reasons, now)
             continue
         bind(record, scores, queues.earliest_finish(scores), queues)
     plan.backlog_minutes = {a: float(t.max()) for a, t in zip(pool.ids, queues.busy_until, strict=True)}
@@ -228,7 +235,17 @@ class _SlotQueues:
 
 
 def _score(record: Mapping[str, Any], pool: AgentPool, weights: Mapping[str, float], now: datetime, factors: np.ndarray | None) -> TaskScores:
-    return score_task(record, pool, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)), duration_factor=factors)
+    scores = score_task(record, pool, weights=weights, now=now, task_tokens=int(record.get("prompt_tokens", 0)), duration_factor=factors)
+    for agent_index in _excluded(record, pool):
+        scores.total[agent_index] = -np.inf
+        scores.feasible[agent_index] = False
+    return scores
+
+
+def _excluded(record: Mapping[str, Any], pool: AgentPool) -> list[int]:
+    """Indices of the agents a task must not go back to (they failed it with an agent error)."""
+    ids = {a: i for i, a in enumerate(pool.ids)}
+    return [ids[a] for a in record.get("excluded_agents") or () if a in ids]
 
 
 def _tiers(ready: Sequence[str], tasks: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
@@ -301,6 +318,17 @@ class _Binder:
             "estimated_minutes": round(estimate, 4),
         }
         self.plan.dispatched.append(tid)
+
+
+def _give_up(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str]) -> None:
+    """A task being reassigned after an agent error that no other agent can take: it failed."""
+    last = (record.get("recovery") or [{}])[-1].get("error") or record.get("error") or "agent error"
+    others = "; ".join(f"{a}: {r}" for a, r in list(reasons.items())[:10])
+    error = f"{last} (reassignment found no other feasible agent: {others})"
+    plan.task_patches[record["id"]] = {"status": "failed", "error": error}
+    plan.allocations[allocation_id_for(record["id"])] = {
+        "task_id": record["id"], "agent_id": None, "status": "failed", "reasons": dict(reasons), "explanation": error,
+    }
 
 
 def _refuse(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str], now: datetime) -> bool:

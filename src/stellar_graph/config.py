@@ -64,6 +64,10 @@ class TaskAllocationConfig(_Section):
     """Factor weights; must cover the five factors and sum to 1."""
     past_deadline: Literal["flag", "refuse"] = "flag"
     """A task whose deadline already passed is allocated and flagged ``overdue`` or refused."""
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    """Attempts per task, counting reassignments to another agent after an agent error."""
+    agent_failure_threshold: int = Field(default=2, ge=1, le=100)
+    """Agent errors in a row after which an agent is taken out and its queue re-planned."""
     dependency_failure: Literal["fail", "hold"] = "fail"
     """When a dependency fails: fail its dependents at once, or hold them (status ``held``)."""
 

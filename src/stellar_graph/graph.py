@@ -82,11 +82,11 @@ def create_orchestra(
     builder.add_node("intake", make_intake(registry, tokens, clock))
     builder.add_node("allocator", make_allocator(cfg, clock))
     names = tuple(spec.name for spec in registry.specs)
-    builder.add_node("dispatch", make_dispatch(clock), destinations=(*names, "optimizer"))
+    builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "optimizer"))
     for spec in registry.specs:
         agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools).compile(name=spec.name)
         worker = create_slot_worker(agent).compile(name=f"{spec.name}_worker")
-        builder.add_node(spec.name, make_agent_node(spec.name, worker))
+        builder.add_node(spec.name, make_agent_node(spec.name, worker, cfg))
         builder.add_edge(spec.name, "monitor")
     builder.add_node("monitor", make_monitor(clock))
     builder.add_node("optimizer", make_optimizer())

@@ -33,16 +33,21 @@ class WorkerInput(TypedDict, total=False):
     slot: int
     inbox: list[dict[str, Any]]
     """Bus messages for the agent; they are part of what it sees on its first task."""
+    failure_threshold: int
+    """Agent errors in a row after which the agent is taken out and the rest is returned."""
 
 
 class WorkerOutput(TypedDict, total=False):
-    """One report per task, in queue order."""
+    """One report per attempted task, in queue order; what was not attempted, and why."""
 
     reports: Annotated[list[dict[str, Any]], operator.add]
+    agent_down: str | None
+    """Why the agent was taken out (``failure_threshold`` agent errors in a row), if it was."""
 
 
 class _WorkerState(WorkerInput, WorkerOutput, total=False):
     index: int
+    errors_in_row: int
 
 
 def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
@@ -61,7 +66,7 @@ def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGr
         except Exception as exc:
             logger.warning("agent %s failed on task %s: %s", record["agent_id"], task["id"], type(exc).__name__)
             report = {
-                "task_id": task["id"], "agent_id": record["agent_id"], "status": "failed",
+                "task_id": task["id"], "agent_id": record["agent_id"], "status": "failed", "agent_error": True,
                 "error": f"{type(exc).__name__}: {exc}", "result": "", "usage": {}, "simulated": False,
                 "finished_at": datetime.now(UTC).isoformat(),
             }
@@ -72,9 +77,15 @@ def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGr
             "task_id": task["id"], "agent_id": record["agent_id"], "error": report.get("error"),
             "attempt": task.get("attempt", 1),
         })
-        return {"reports": [report], "index": index + 1}
+        in_row = state.get("errors_in_row", 0) + 1 if report.get("agent_error") else 0
+        update: dict[str, Any] = {"reports": [report], "index": index + 1, "errors_in_row": in_row}
+        if in_row >= state.get("failure_threshold", 2):
+            update["agent_down"] = f"{in_row} agent errors in a row; last: {report.get('error')}"
+        return update
 
     def more(state: _WorkerState) -> Literal["work", "__end__"]:
+        if state.get("agent_down"):
+            return "__end__"  # the rest of the queue goes back to the board
         return "work" if state.get("index", 0) < len(state.get("tasks") or []) else "__end__"
 
     builder = StateGraph(_WorkerState, input_schema=WorkerInput, output_schema=WorkerOutput)

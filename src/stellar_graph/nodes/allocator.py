@@ -71,7 +71,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
     return allocator
 
 
-def make_dispatch(clock: Callable[[], datetime]) -> StateNode:
+def make_dispatch(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:
     """Build the dispatch node: one ``Send`` per (agent instance, slot) with that slot's queue."""
 
     def dispatch(state: OrchestraState) -> Command[Any]:
@@ -85,7 +85,10 @@ def make_dispatch(clock: Callable[[], datetime]) -> StateNode:
         mailbox = state.get("mailbox") or {}
         sends, inboxed = [], set()
         for (agent_id, slot), queue in sorted(queues.items()):
-            packet: dict[str, Any] = {"agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue]}
+            packet: dict[str, Any] = {
+                "agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue],
+                "failure_threshold": config.task_allocation.agent_failure_threshold,
+            }
             if agent_id in mailbox and agent_id not in inboxed:  # the agent's first queue reads its mail
                 packet["inbox"] = _by_priority(mailbox[agent_id])
                 inboxed.add(agent_id)
@@ -105,7 +108,7 @@ def _by_priority(box: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 _TASK_FIELDS = (
     "id", "description", "priority", "deadline", "required_skills", "estimated_duration_minutes",
-    "resources", "dependencies", "success_criteria", "token_budget", "attempt",
+    "resources", "dependencies", "success_criteria", "token_budget", "attempt", "excluded_agents", "recovery",
 )
 
 

@@ -1,0 +1,82 @@
+"""Failure repair: an agent error reassigns the task to another agent; an agent that keeps
+failing is taken out and only its queue is re-planned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stellar_graph import EDISON, AgentAnswer, StellarOrchestra
+from stellar_graph.recovery import after_report
+from stellar_graph.testing import ScriptedChatModel, structured
+
+MEMORY = {"persistence": {"backend": "memory"}}
+
+
+def _agent_of(messages: list[Any]) -> str:
+    return "edison-001" if "instance edison-001" in messages[0].content else "other"
+
+
+def _flaky_first_agent(calls: list[str]):
+    def call(messages):
+        who = _agent_of(messages)
+        calls.append(who)
+        if who == "edison-001":
+            raise ConnectionError("edison-001 is unreachable")
+        return structured(AgentAnswer(result="done", criteria_met=[], confidence=1.0))
+
+    return call
+
+
+async def test_an_agent_error_reassigns_the_task_to_another_agent(fixed_clock) -> None:
+    calls: list[str] = []
+    model = ScriptedChatModel(responses=[_flaky_first_agent(calls)] * 4)
+    async with StellarOrchestra(MEMORY, model=model, clock=fixed_clock) as orchestra:
+        await orchestra.register_agent(EDISON.default_profile("edison-001"))
+        await orchestra.register_agent(EDISON.default_profile("edison-002"))
+        [first] = await orchestra.orchestrate_multiple_tasks(
+            [{"id": "t1", "description": "Build", "required_skills": ["engineering"]}]
+        )
+        assert first.agent_id == "edison-001"
+        await orchestra.wait_idle()
+        task = orchestra.state()["tasks"]["t1"]
+    assert (task["status"], task["agent_id"], task["attempt"]) == ("completed", "edison-002", 2)
+    assert task["excluded_agents"] == ["edison-001"]
+    assert task["recovery"] == [{"step": "reassign", "attempt": 1, "from": "edison-001",
+                                 "error": "ConnectionError: edison-001 is unreachable"}]
+    assert calls == ["edison-001", "other"]
+
+
+async def test_an_agent_failing_twice_is_taken_out_and_only_its_queue_moves(fixed_clock) -> None:
+    calls: list[str] = []
+    failures: list[dict] = []
+    model = ScriptedChatModel(responses=[_flaky_first_agent(calls)] * 10)
+    async with StellarOrchestra(MEMORY, model=model, clock=fixed_clock) as orchestra:
+        orchestra.on("agent_failure", failures.append)
+        await orchestra.register_agent(EDISON.default_profile("edison-001", capacity=1, speed=4.0))
+        await orchestra.register_agent(EDISON.default_profile("edison-002", capacity=1))
+        allocations = await orchestra.orchestrate_multiple_tasks(
+            [{"id": f"t{i}", "description": "Build", "required_skills": ["engineering"],
+              "estimated_duration_minutes": 60} for i in range(4)]
+        )
+        planned = {a.task_id: a.agent_id for a in allocations}
+        await orchestra.wait_idle()
+        state = orchestra.state()
+    on_first = sorted(t for t, a in planned.items() if a == "edison-001")
+    assert len(on_first) == 3  # the fast agent got the longer queue
+    assert state["agents"]["edison-001"]["healthy"] is False
+    assert "2 agent errors in a row" in state["agents"]["edison-001"]["health_reason"]
+    assert [f["returned_tasks"] for f in failures] == [on_first[2:]]  # the one it never started
+    tasks = state["tasks"]
+    assert {t: r["status"] for t, r in tasks.items()} == dict.fromkeys(tasks, "completed")
+    assert {r["agent_id"] for r in tasks.values()} == {"edison-002"}
+    assert calls.count("edison-001") == 2  # taken out after two errors in a row
+
+
+def test_task_failures_are_outcomes_not_reassignments() -> None:
+    task = {"id": "t", "attempt": 1}
+    missed = {"task_id": "t", "agent_id": "a", "status": "failed", "error": "success criteria not met: ['x']"}
+    assert after_report(task, missed, strategies=["reassign"], max_attempts=3)["status"] == "failed"
+    crashed = {**missed, "agent_error": True, "error": "boom"}
+    assert after_report(task, crashed, strategies=["reassign"], max_attempts=3)["status"] == "pending"
+    assert after_report(task, crashed, strategies=["retry"], max_attempts=3)["status"] == "failed"
+    assert after_report({"id": "t", "attempt": 3}, crashed, strategies=["reassign"], max_attempts=3)["status"] == "failed"
