@@ -96,6 +96,10 @@ class StellarOrchestra(IntegrationsMixin):
         self._worker: asyncio.Task[None] | None = None
         self._alloc_waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._mail: MailBridge | None = None
+        self._runs_allowed = asyncio.Event()
+        self._runs_allowed.set()
+        self._intake_open = True
+        self._current: asyncio.Task[None] | None = None
         self.task_allocator = TaskAllocator(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -277,6 +281,47 @@ class StellarOrchestra(IntegrationsMixin):
         """The latest known values of the orchestra's state (a copy)."""
         return dict(self._state)
 
+    # -- operations hooks (used by the operations mixin) -------------------------------------
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any] | None:
+        """The checkpointer holding this orchestra's thread."""
+        return self._checkpointer
+
+    @property
+    def store(self) -> BaseStore | None:
+        """The LangGraph Store (cross-thread memory)."""
+        return self._store
+
+    @property
+    def runs_paused(self) -> bool:
+        """True while queued runs are held (maintenance mode)."""
+        return not self._runs_allowed.is_set()
+
+    def pause_runs(self) -> None:
+        """Hold queued runs: new work is still accepted and validated, and waits in order."""
+        self._runs_allowed.clear()
+
+    def resume_runs(self) -> None:
+        """Let held runs proceed, in the order they were queued."""
+        self._runs_allowed.set()
+
+    async def stop_intake(self, *, cancel_current: bool) -> None:
+        """Refuse new work; optionally cancel the run in flight (its finished steps are checkpointed
+        and a restart resumes it). Runs queued but not started fail with a clear error: they were
+        never accepted into the state."""
+        self._intake_open = False
+        if cancel_current and self._current is not None:
+            self._current.cancel()
+        self._runs_allowed.set()
+        while not self._queue.empty():
+            _, fut = self._queue.get_nowait()
+            fut.set_exception(OrchestrationError("not started: emergency shutdown stopped the intake"))
+            self._queue.task_done()
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Deliver an event raised outside the graph (e.g. a system alert) to the handlers."""
+        await self._events.emit(event)
+
     # -- internals -------------------------------------------------------------------------
     def _require_started(self) -> None:
         if self._app is None:
@@ -299,6 +344,11 @@ class StellarOrchestra(IntegrationsMixin):
         self._state = dict(snapshot.values or {})
 
     async def _submit(self, payload: Any, *, wait: bool = True) -> asyncio.Future[None]:
+        if not self._intake_open and payload is not None:
+            raise OrchestrationError(
+                "The orchestra has stopped taking new work (emergency shutdown). Fix: start a new "
+                "StellarOrchestra on the same data to resume; unfinished work continues there."
+            )
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((payload, fut))
         if wait:
@@ -308,19 +358,24 @@ class StellarOrchestra(IntegrationsMixin):
     async def _work(self) -> None:
         while True:
             payload, fut = await self._queue.get()
+            await self._runs_allowed.wait()  # maintenance mode holds queued work here
             mail: list[dict[str, Any]] = []
             try:
                 if isinstance(payload, dict) and self._mail is not None:
                     mail = self._mail.take((self._state.get("agents") or {}).keys())
                     payload = {**payload, "deliver_messages": mail} if mail else payload
-                await self._run(payload)
+                self._current = asyncio.create_task(self._run(payload))
+                await self._current
                 if mail and self._mail is not None:
                     self._mail.settle(mail)
                 fut.set_result(None)
-            except Exception as exc:
-                fut.set_exception(exc)
+            except (Exception, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and self._intake_open:
+                    raise  # the worker itself is being stopped
+                fut.set_exception(exc if isinstance(exc, Exception) else OrchestrationError("run cancelled by emergency shutdown"))
                 self._fail_waiters(exc)
             finally:
+                self._current = None
                 await self._refresh()
                 self._resolve_undecided()
                 self._queue.task_done()
