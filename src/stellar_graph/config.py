@@ -116,6 +116,16 @@ class EmergencyProtocolsConfig(_Section):
     auto_escalation: bool = True
     notification_channels: list[Literal["email", "slack", "webhook"]] = Field(default_factory=list)
     recovery_strategies: list[RecoveryStrategy] = Field(default_factory=lambda: list(_DEFAULT_RECOVERY))
+    retry_max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts of one agent at one task before the next rung (``retry`` strategy)."""
+    retry_initial_interval_seconds: float = Field(default=0.5, ge=0, le=60)
+    max_retry_after_seconds: float = Field(default=30, ge=0, le=600)
+    """Cap on a provider's ``Retry-After`` honoured before a retry."""
+    agent_timeout_seconds: float = Field(default=120, gt=0)
+    """Time limit of one agent attempt; a timed-out attempt enters the ladder."""
+    fallback_agent: str | None = None
+    """Agent id that takes a task when no other feasible agent is left (``fallback`` strategy);
+    without one, the task ends with a degraded result that says so."""
 
 
 class LearningParametersConfig(_Section):

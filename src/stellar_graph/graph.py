@@ -19,9 +19,11 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
 from stellar_graph.agents.factory import ToolsProvider, create_agent
+from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.agents.worker import create_slot_worker
 from stellar_graph.board import utc_now
+from stellar_graph.collaboration.nodes import add_collaboration_nodes, route_after_intake
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.llm import make_chat_model
 from stellar_graph.nodes.agent import make_agent_node
@@ -82,16 +84,20 @@ def create_orchestra(
     builder.add_node("intake", make_intake(registry, tokens, clock))
     builder.add_node("allocator", make_allocator(cfg, clock))
     names = tuple(spec.name for spec in registry.specs)
+    policy = AgentPolicy.from_config(cfg.emergency_protocols)
     builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "optimizer"))
+    agent_graphs: dict[str, Any] = {}
     for spec in registry.specs:
-        agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools).compile(name=spec.name)
+        agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
+        agent_graphs[spec.name] = agent
         worker = create_slot_worker(agent).compile(name=f"{spec.name}_worker")
         builder.add_node(spec.name, make_agent_node(spec.name, worker, cfg))
         builder.add_edge(spec.name, "monitor")
     builder.add_node("monitor", make_monitor(clock))
     builder.add_node("optimizer", make_optimizer())
+    add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
-    builder.add_edge("intake", "allocator")
+    builder.add_conditional_edges("intake", route_after_intake, ["collaboration", "allocator"])
     builder.add_edge("allocator", "dispatch")
     builder.add_conditional_edges("monitor", route_after_monitor, ["allocator", "optimizer"])
     builder.add_edge("optimizer", END)

@@ -15,6 +15,7 @@ The contract (also for users' own agent graphs): input :class:`AgentInput`, outp
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,9 +26,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
+from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_seconds
 from stellar_graph.agents.render import render_messages
 from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.errors import ModelBehaviorError
@@ -75,7 +78,12 @@ ToolsProvider = Callable[[], Sequence[BaseTool]]
 
 
 def create_agent(
-    spec: AgentSpec, *, model: BaseChatModel | None, seed: int = 0, extra_tools: ToolsProvider | None = None
+    spec: AgentSpec,
+    *,
+    model: BaseChatModel | None,
+    seed: int = 0,
+    extra_tools: ToolsProvider | None = None,
+    policy: AgentPolicy | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """Build the (uncompiled) subgraph of one agent type.
 
@@ -85,6 +93,7 @@ def create_agent(
         seed: simulation seed.
         extra_tools: called at each attempt for tools added after the graph was built (for
             example external APIs registered on the facade); they join ``spec.tools``.
+        policy: retries and time limit of the LLM step (LangGraph ``RetryPolicy``/``TimeoutPolicy``).
 
     Returns:
         A ``StateGraph`` with input :class:`AgentInput` and output :class:`AgentOutput`.
@@ -98,15 +107,24 @@ def create_agent(
         messages = render_messages(spec, state["agent"], state["task"], state.get("inbox") or [])
         return {"messages": messages, "started": time.time()}
 
-    async def act(state: _AgentState) -> dict[str, Any]:
+    rules = policy or AgentPolicy()
+
+    async def act(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         if model is None:
             return _simulate(state, seed)
         tools = [*spec.tools, *(extra_tools() if extra_tools else ())]
-        return await _call_model(model, tools, state)
+        try:
+            return await _call_model(model, tools, state)
+        except Exception as exc:
+            delay = retry_after_seconds(exc)
+            attempt = runtime.execution_info.node_attempt if runtime.execution_info else rules.max_attempts
+            if delay and attempt < rules.max_attempts and is_retryable(exc):
+                await asyncio.sleep(min(delay, rules.max_retry_after))  # the provider asked us to wait
+            raise
 
     builder = StateGraph(_AgentState, input_schema=AgentInput, output_schema=AgentOutput)
     builder.add_node("plan", plan)
-    builder.add_node("act", act)
+    builder.add_node("act", act, retry_policy=rules.retry_policy(), timeout=rules.timeout_policy())
     builder.add_node("check", _check)
     builder.add_node("report", _report)
     builder.add_edge(START, "plan")
