@@ -197,7 +197,7 @@ def test_peers_spend_the_routing_calls_their_design_implies(quick) -> None:
 @pytest.mark.slow
 def test_same_agent_prompts_everywhere_so_tokens_compare_like_for_like(quick) -> None:
     stellar, plain = quick.median("stellar"), quick.median("plain")
-    # Identical system and task messages; stellar_graph adds only its response_format schema.
+    # Identical system and task messages; stellar_graph adds only its response_format (JSON mode).
     assert stellar.prompt_tokens == plain.prompt_tokens
     assert stellar.schema_tokens > 0 and plain.schema_tokens == 0
     totals = {s: quick.median(s).total_tokens for s in ("plain", "stellar", "swarm", "supervisor")}
@@ -207,10 +207,7 @@ def test_same_agent_prompts_everywhere_so_tokens_compare_like_for_like(quick) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 0.41 (0.38 vs supervisor+forward): the supervisor's two extra calls are "
-    "shorter than one agent call, so it costs ~2.5x, not 3x; see BENCHMARKS.md",
-)
 def test_stellar_graph_spends_at_most_a_third_of_the_supervisors_tokens(quick) -> None:
+    # Holds since agents use JSON mode with the reply's shape in the task message instead of
+    # sending the AgentAnswer schema with every call (0.41 before, 0.29 after).
     assert quick.median("stellar").total_tokens * 3 <= quick.median("supervisor").total_tokens

@@ -8,7 +8,7 @@ counted apart. The server plays every LLM in the benchmark:
   finishes, with ``forward_message`` when that tool is bound, else with the answer as text;
 * an **agent** call that is not the task's owner but can hand off to it (swarm): a handoff;
 * any other **agent** call: the canned answer, as ``AgentAnswer`` JSON when the request asks for
-  that ``response_format`` (stellar_graph), else as plain text.
+  JSON (stellar_graph: JSON mode, or the ``AgentAnswer`` schema), else as plain text.
 
 A call answered with the canned answer is *work*; every other call is *routing*. Each request
 sleeps ``latency`` seconds (a thread per connection, so concurrent calls overlap). Bodies are
@@ -177,8 +177,9 @@ def _answered(messages: list[dict[str, Any]], answer: str) -> bool:
 
 
 def _work_content(body: dict[str, Any], answer: str) -> str:
-    schema = (body.get("response_format") or {}).get("json_schema") or {}
-    if schema.get("name") == "AgentAnswer":
+    # stellar_graph's agents ask for JSON: a json_schema named AgentAnswer, or JSON mode.
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_object" or (fmt.get("json_schema") or {}).get("name") == "AgentAnswer":
         return json.dumps({"result": answer, "criteria_met": [CRITERION], "confidence": 0.9})
     return answer
 
