@@ -16,6 +16,8 @@ from stellar_graph.testing import make_test_chat_openai, structured_completion
 
 BASE = "http://llm.mock/v1"
 CFG = {"configurable": {"thread_id": "t-openai"}}
+# Retry fast and stop at reassign (no fallback): the failure itself is what these tests look at.
+NO_FALLBACK = {"emergency_protocols": {"recovery_strategies": ["retry", "reassign"], "retry_initial_interval_seconds": 0.01}}
 
 TASK = {
     "id": "proof-1",
@@ -84,7 +86,7 @@ async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=structured_completion({"nonsense": True}))
     )
-    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
+    app = create_orchestra(NO_FALLBACK, model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
         checkpointer=InMemorySaver()
     )
     out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
@@ -104,7 +106,7 @@ async def test_http_500_is_a_recorded_failure_not_a_crash(
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(500, json={"error": {"message": "boom"}})
     )
-    app = create_orchestra(model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
+    app = create_orchestra(NO_FALLBACK, model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
         checkpointer=InMemorySaver()
     )
     out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)

@@ -40,7 +40,7 @@ __all__ = [
 
 ACTIVE = frozenset({"allocated", "queued", "running"})
 """Bound to an agent: counted in its load."""
-FINISHED = frozenset({"completed", "failed", "refused"})
+FINISHED = frozenset({"completed", "failed", "refused", "degraded"})
 WAITING = frozenset({"pending", "held"})
 """Not bound yet: ``held`` tasks wait on a failed dependency that may still be retried."""
 
@@ -110,6 +110,8 @@ def plan_allocations(
     past_deadline: str = "flag",
     dependency_failure: str = "fail",
     predictor: CompletionPredictor | None = None,
+    strategies: Sequence[str] = (),
+    fallback_agent: str | None = None,
 ) -> AllocationPlan:
     """Bind every ready task to an agent slot, or refuse it with each agent's reason.
 
@@ -140,6 +142,7 @@ def plan_allocations(
     queues = _SlotQueues(pool)
     bind = _Binder(plan, pool, weights, now, predictor)
     overflow: list[dict[str, Any]] = []
+    ready = _bind_forced(ready, tasks, pool, queues, bind, lambda r: _score(r, pool, weights, now, factors))
     for tier in _tiers(ready, tasks):
         recs = [dict(tasks[t]) for t in tier]
         if past_deadline == "refuse":
@@ -162,15 +165,7 @@ def plan_allocations(
         pool = pool.with_load(queues.lengths())
     idle = pool.with_load(np.zeros_like(pool.load))
     for record in overflow:
-        scores = _score(record, idle, weights, now, factors)
-        if not scores.feasible.any():
-            reasons = {**scores.reasons(), **{pool.ids[i]: "failed this task before" for i in _excluded(record, pool)}}
-            if record.get("excluded_agents"):
-                _give_up(plan, record, reasons)
-            else:
-                _refuse(plan, record, reasons, now)
-            continue
-        bind(record, scores, queues.earliest_finish(scores), queues)
+        _place_overflow(plan, record, _score(record, idle, weights, now, factors), pool, queues, bind, now, strategies, fallback_agent)
     plan.backlog_minutes = {a: float(t.max()) for a, t in zip(pool.ids, queues.busy_until, strict=True)}
     return plan
 
@@ -191,6 +186,33 @@ def imbalance(backlog_minutes: Mapping[str, float], was_active: bool) -> tuple[b
     ratio = max(values) / mean if mean > 0 else 0.0
     active = ratio >= IMBALANCE_HIGH or (was_active and ratio >= IMBALANCE_LOW)
     return active, round(ratio, 4)
+
+
+def _place_overflow(
+    plan: AllocationPlan,
+    record: Mapping[str, Any],
+    scores: TaskScores,
+    pool: AgentPool,
+    queues: _SlotQueues,
+    bind: _Binder,
+    now: datetime,
+    strategies: Sequence[str],
+    fallback_agent: str | None,
+) -> None:
+    """Queue a task beyond free capacity, or end its ladder (fallback, escalate, degrade, refuse)."""
+    if scores.feasible.any():
+        bind(record, scores, queues.earliest_finish(scores), queues)
+        return
+    reasons = {**scores.reasons(), **{pool.ids[i]: "failed this task before" for i in _excluded(record, pool)}}
+    if not record.get("excluded_agents"):
+        _refuse(plan, record, reasons, now)
+        return
+    fallback = _fallback_index(pool, record, strategies, fallback_agent)
+    if fallback is None:
+        _give_up(plan, record, reasons, strategies)
+        return
+    bind(record, scores, fallback, queues)
+    plan.task_patches[record["id"]]["recovery"] = [*(record.get("recovery") or []), {"step": "fallback", "to": pool.ids[fallback]}]
 
 
 QUEUE_SCORE_TOLERANCE = 0.9
@@ -286,7 +308,7 @@ class _Binder:
             "task_id": tid,
             "agent_id": agent_id,
             "agent_type": pool.types[i],
-            "score": round(float(scores.total[i]), 6),
+            "score": round(float(scores.total[i]), 6) if np.isfinite(scores.total[i]) else 0.0,  # forced placements
             "breakdown": {k: round(v, 6) for k, v in scores.breakdown(i).items()},
             "weights": dict(self.weights),
             "status": status,
@@ -320,14 +342,46 @@ class _Binder:
         self.plan.dispatched.append(tid)
 
 
-def _give_up(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str]) -> None:
-    """A task being reassigned after an agent error that no other agent can take: it failed."""
+def _bind_forced(
+    ready: list[str], tasks: Mapping[str, Mapping[str, Any]], pool: AgentPool, queues: _SlotQueues, bind: _Binder, score: Any
+) -> list[str]:
+    """Bind tasks a human reassigned to a named agent (``assigned_agent``); return the rest."""
+    rest = []
+    for tid in ready:
+        record = tasks[tid]
+        target = record.get("assigned_agent")
+        if target is None or target not in pool.ids:
+            rest.append(tid)
+            continue
+        index = pool.ids.index(target)
+        bind(record, score(record), index, queues)
+        bind.plan.task_patches[tid]["assigned_agent"] = None  # one forced placement, then the ladder again
+    return rest
+
+
+def _fallback_index(pool: AgentPool, record: Mapping[str, Any], strategies: Sequence[str], fallback_agent: str | None) -> int | None:
+    """The configured fallback agent, if the ladder allows it and it can still take this task."""
+    if "fallback" not in strategies or fallback_agent is None or fallback_agent not in pool.ids:
+        return None
+    index = pool.ids.index(fallback_agent)
+    excluded = set(record.get("excluded_agents") or ())
+    return index if pool.healthy[index] and fallback_agent not in excluded else None
+
+
+def _give_up(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[str, str], strategies: Sequence[str]) -> None:
+    """No agent is left for a task after agent errors: escalate, degrade or fail (the ladder's end)."""
     last = (record.get("recovery") or [{}])[-1].get("error") or record.get("error") or "agent error"
     others = "; ".join(f"{a}: {r}" for a, r in list(reasons.items())[:10])
     error = f"{last} (reassignment found no other feasible agent: {others})"
-    plan.task_patches[record["id"]] = {"status": "failed", "error": error}
+    patch: dict[str, Any] = {"status": "failed", "error": error}
+    if "escalate" in strategies:
+        patch["status"] = "escalating"
+    elif "fallback" in strategies:
+        # A degraded result that says so: the work is finished, not done.
+        patch.update(status="degraded", result=f"DEGRADED: no agent could complete task {record['id']!r}; {error}")
+    plan.task_patches[record["id"]] = patch
     plan.allocations[allocation_id_for(record["id"])] = {
-        "task_id": record["id"], "agent_id": None, "status": "failed", "reasons": dict(reasons), "explanation": error,
+        "task_id": record["id"], "agent_id": None, "status": patch["status"], "reasons": dict(reasons), "explanation": error,
     }
 
 

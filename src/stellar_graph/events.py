@@ -13,13 +13,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["EVENT_TYPES", "EventHandler", "EventHub"]
+__all__ = ["ALIASES", "EVENT_TYPES", "EventHandler", "EventHub"]
 
 logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+ALIASES = {"task_failure": "task_failed", "task_completion": "task_completed"}
+"""The seed's event names for the same events."""
 EVENT_TYPES = frozenset(
     {
+        "task_failure",
+        "task_completion",
+        "task_degraded",
+        "task_escalating",
+        "escalation_resolved",
+        "escalation_invalid",
         "agent_registered",
         "task_allocated",
         "task_queued",
@@ -50,11 +58,11 @@ class EventHub:
         """
         if event not in EVENT_TYPES:
             raise ValueError(f"Unknown event {event!r}; allowed: {sorted(EVENT_TYPES)}.")
-        self._handlers.setdefault(event, []).append(handler)
+        self._handlers.setdefault(ALIASES.get(event, event), []).append(handler)
 
     def off(self, event: str, handler: EventHandler) -> None:
         """Remove a handler registered with :meth:`on` (no error if absent)."""
-        handlers = self._handlers.get(event, [])
+        handlers = self._handlers.get(ALIASES.get(event, event), [])
         if handler in handlers:
             handlers.remove(handler)
 

@@ -28,6 +28,7 @@ from stellar_graph.config import OrchestraConfig
 from stellar_graph.llm import make_chat_model
 from stellar_graph.nodes.agent import make_agent_node
 from stellar_graph.nodes.allocator import make_allocator, make_dispatch
+from stellar_graph.nodes.escalation import escalation
 from stellar_graph.nodes.intake import make_intake
 from stellar_graph.nodes.monitor import make_monitor, route_after_monitor
 from stellar_graph.nodes.optimizer import make_optimizer
@@ -85,7 +86,7 @@ def create_orchestra(
     builder.add_node("allocator", make_allocator(cfg, clock))
     names = tuple(spec.name for spec in registry.specs)
     policy = AgentPolicy.from_config(cfg.emergency_protocols)
-    builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "optimizer"))
+    builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "escalation", "optimizer"))
     agent_graphs: dict[str, Any] = {}
     for spec in registry.specs:
         agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
@@ -99,6 +100,7 @@ def create_orchestra(
     builder.add_edge(START, "intake")
     builder.add_conditional_edges("intake", route_after_intake, ["collaboration", "allocator"])
     builder.add_edge("allocator", "dispatch")
-    builder.add_conditional_edges("monitor", route_after_monitor, ["allocator", "optimizer"])
+    builder.add_conditional_edges("monitor", route_after_monitor, ["allocator", "escalation", "optimizer"])
+    builder.add_node("escalation", escalation, destinations=("allocator", "optimizer"))
     builder.add_edge("optimizer", END)
     return builder

@@ -26,6 +26,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
+from langgraph.types import Command
 
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import allocation_id_for, utc_now
@@ -100,6 +101,7 @@ class StellarOrchestra(IntegrationsMixin):
         self._runs_allowed.set()
         self._intake_open = True
         self._current: asyncio.Task[None] | None = None
+        self._handlers_running: set[asyncio.Task[None]] = set()
         self.task_allocator = TaskAllocator(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -125,7 +127,7 @@ class StellarOrchestra(IntegrationsMixin):
     async def stop_orchestration(self) -> None:
         """Finish queued runs, flush webhooks and notifications, then close persistence."""
         if self._worker is not None:
-            await self._queue.join()
+            await self.wait_idle()
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
@@ -261,8 +263,49 @@ class StellarOrchestra(IntegrationsMixin):
         await self._submit(dict(payload))
 
     async def wait_idle(self) -> None:
-        """Wait until every queued run has finished."""
-        await self._queue.join()
+        """Wait until every queued run, and every event handler they triggered, has finished."""
+        while True:
+            await self._queue.join()
+            if not self._handlers_running:
+                return
+            await asyncio.gather(*list(self._handlers_running), return_exceptions=True)
+
+    # -- recovery --------------------------------------------------------------------------
+    def pending_escalations(self) -> dict[str, dict[str, Any]]:
+        """Tasks waiting for a human decision (the recovery ladder's ``escalate`` rung)."""
+        return {tid: dict(t) for tid, t in (self._state.get("tasks") or {}).items() if t.get("status") == "escalating"}
+
+    async def resolve_escalations(self, decisions: Mapping[str, Any]) -> None:
+        """Answer the escalation interrupt: ``{task_id: "retry" | {"action": "reassign", "agent_id": ...}
+        | {"action": "fail", "reason": ...} | {"action": "resolve", "result": ...}}``; the run resumes."""
+        self._require_started()
+        await self._submit(Command(resume=dict(decisions)))
+
+    async def handle_task_failure(self, failure: Mapping[str, Any] | str) -> dict[str, Any]:
+        """The recovery record of a failed task (a ``task_failure`` event or a task id).
+
+        The ladder (retry, reassign, fallback) already ran inside the graph; this returns what it
+        did. If the task ended ``failed`` and ``escalate`` is a recovery strategy, it is handed to
+        a human (the run pauses on the escalation interrupt).
+        """
+        self._require_started()
+        task_id = failure if isinstance(failure, str) else str(failure.get("task_id"))
+        await self._refresh()
+        task = self._task_for(allocation_id_for(task_id))
+        escalated = task.get("status") == "failed" and "escalate" in self.config.emergency_protocols.recovery_strategies
+        if escalated:
+            await self._submit({"escalate_tasks": [task_id]})
+            await self._refresh()
+            task = self._task_for(allocation_id_for(task_id))
+        steps = task.get("recovery") or []
+        return {
+            "recovery_id": f"recovery-{task_id}-{len(steps)}",
+            "task_id": task_id,
+            "status": task.get("status"),
+            "error": task.get("error"),
+            "steps": steps,
+            "escalated": task.get("status") == "escalating",
+        }
 
     # -- events and metrics ----------------------------------------------------------------
     def on(self, event: str, handler: EventHandler) -> None:
@@ -395,7 +438,11 @@ class StellarOrchestra(IntegrationsMixin):
                 if not fut.done():
                     fut.set_result(allocation)
         for event in update.get("events") or []:
-            await self._events.emit(event)
+            # Handlers run beside the run, not inside it: a slow handler, or one that calls back
+            # into the orchestra (handle_task_failure), never holds up or deadlocks the worker.
+            task = asyncio.create_task(self._events.emit(event))
+            self._handlers_running.add(task)
+            task.add_done_callback(self._handlers_running.discard)
 
     def _resolve_undecided(self) -> None:
         """Tasks the run left undecided (waiting on dependencies) are reported as queued."""

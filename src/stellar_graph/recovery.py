@@ -18,7 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["after_report", "returned_patch"]
+__all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "returned_patch"]
+
+ESCALATION_OPTIONS = ("retry", "reassign", "fail", "resolve")
+"""What a human may decide for an escalated task (``{"action": ..., ...}``)."""
 
 
 def after_report(
@@ -39,8 +42,10 @@ def after_report(
         "wall_seconds": report.get("wall_seconds"),
     }
     attempt = int(task.get("attempt", 1))
-    if report["status"] == "completed" or not report.get("agent_error"):
+    if report["status"] == "completed":
         return patch
+    if not report.get("agent_error"):
+        return _escalate_or_fail(patch, strategies)
     if "reassign" in strategies and attempt < max_attempts:
         step = {"step": "reassign", "attempt": attempt, "from": report.get("agent_id"), "error": report.get("error")}
         patch.update(
@@ -51,6 +56,70 @@ def after_report(
             excluded_agents=[*(task.get("excluded_agents") or []), report.get("agent_id")],
             recovery=[*(task.get("recovery") or []), step],
         )
+        return patch
+    return _escalate_or_fail(patch, strategies)
+
+
+def _escalate_or_fail(patch: dict[str, Any], strategies: Sequence[str]) -> dict[str, Any]:
+    """The last rung: a human decides (``escalate``), or the failure stands."""
+    if "escalate" in strategies:
+        patch["status"] = "escalating"
+    return patch
+
+
+def apply_decisions(
+    escalated: Mapping[str, Mapping[str, Any]], decisions: object, *, agents: Mapping[str, Any]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Apply a human's answers to escalated tasks.
+
+    Args:
+        escalated: task id -> task record (status ``escalating``).
+        decisions: task id -> ``"retry"`` or ``{"action": "retry" | "reassign" | "fail" | "resolve",
+            "agent_id": ... (reassign), "result": ... (resolve), "reason": ...}``.
+        agents: the registry (a reassignment must name a registered agent).
+
+    Returns:
+        (task patches, events). A task without a valid decision stays escalated and an
+        ``escalation_invalid`` event says why.
+    """
+    patches: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    answers = decisions if isinstance(decisions, Mapping) else {}
+    for tid, task in escalated.items():
+        raw = answers.get(tid)
+        decision = {"action": raw} if isinstance(raw, str) else dict(raw) if isinstance(raw, Mapping) else {}
+        problem = _invalid(decision, agents)
+        if problem:
+            events.append({"type": "escalation_invalid", "task_id": tid, "decision": raw, "problem": problem})
+            continue
+        step = {"step": "escalate", "decision": decision, "by": "human"}
+        patches[tid] = _decided(task, decision, step)
+        events.append({"type": "escalation_resolved", "task_id": tid, "decision": decision})
+    return patches, events
+
+
+def _invalid(decision: Mapping[str, Any], agents: Mapping[str, Any]) -> str | None:
+    action = decision.get("action")
+    if action not in ESCALATION_OPTIONS:
+        return f"action {action!r} is not one of {list(ESCALATION_OPTIONS)}"
+    if action == "reassign" and decision.get("agent_id") not in agents:
+        return f"reassign needs a registered `agent_id`, got {decision.get('agent_id')!r}"
+    if action == "resolve" and not str(decision.get("result") or "").strip():
+        return "resolve needs a non-empty `result`"
+    return None
+
+
+def _decided(task: Mapping[str, Any], decision: Mapping[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+    recovery = [*(task.get("recovery") or []), step]
+    action = decision["action"]
+    if action == "fail":
+        return {"status": "failed", "error": f"failed by human decision: {decision.get('reason') or 'no reason given'}", "recovery": recovery}
+    if action == "resolve":
+        report = {"status": "completed", "result": decision["result"], "resolved_by": "human", "task_id": task["id"]}
+        return {"status": "completed", "result": decision["result"], "error": None, "report": report, "recovery": recovery}
+    patch: dict[str, Any] = {"status": "pending", "attempt": 0, "excluded_agents": [], "agent_id": None, "recovery": recovery}
+    if action == "reassign":
+        patch["assigned_agent"] = decision["agent_id"]
     return patch
 
 

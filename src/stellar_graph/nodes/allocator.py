@@ -13,6 +13,7 @@ from stellar_graph.board import imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.memory import load_predictor
 from stellar_graph.nodes import StateNode
+from stellar_graph.nodes.escalation import after_work
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_allocator", "make_dispatch"]
@@ -36,6 +37,8 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
             strategy=state.get("allocation_strategy") or alloc.strategy,  # checked at intake
             past_deadline=alloc.past_deadline,
             dependency_failure=alloc.dependency_failure,
+            strategies=config.emergency_protocols.recovery_strategies,
+            fallback_agent=config.emergency_protocols.fallback_agent,
             predictor=await load_predictor(runtime.store),
         )
         statuses = [a["status"] for a in plan.allocations.values()]
@@ -65,6 +68,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
                 "refusals": statuses.count("refused"),
                 "tasks_failed": sum(1 for p in plan.task_patches.values() if p.get("status") == "failed"),
                 "tasks_held": sum(1 for p in plan.task_patches.values() if p.get("status") == "held"),
+                "tasks_degraded": sum(1 for p in plan.task_patches.values() if p.get("status") == "degraded"),
             },
         }
 
@@ -78,7 +82,7 @@ def make_dispatch(config: OrchestraConfig, clock: Callable[[], datetime]) -> Sta
         tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
         bound = [t for t in tasks.values() if t.get("status") in {"allocated", "queued"} and t.get("agent_id")]
         if not bound:
-            return Command(goto="optimizer")
+            return Command(goto=after_work(state))
         queues: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for task in sorted(bound, key=lambda t: (t.get("queue_position", 0), t["seq"])):
             queues.setdefault((task["agent_id"], int(task.get("slot", 0))), []).append(task)

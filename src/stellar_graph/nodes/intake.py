@@ -30,15 +30,17 @@ def make_intake(
         tasks = accept_tasks(
             state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock(), known_agents=known
         )
-        update: dict[str, Any] = {"submit_tasks": [], "register_agents": [], "deliver_messages": []}
+        update: dict[str, Any] = {"submit_tasks": [], "register_agents": [], "deliver_messages": [], "escalate_tasks": []}
         mail = _mailbox_update(state)
         if mail:
             update["mailbox"] = mail
         if agents:
             update["agents"] = agents
             update["events"] = [{"type": "agent_registered", "agent_id": a} for a in agents]
-        if tasks:
-            update["tasks"] = tasks
+        board = state.get("tasks") or {}
+        escalate = {tid: {"status": "escalating"} for tid in state.get("escalate_tasks") or [] if board.get(tid, {}).get("status") == "failed"}
+        if tasks or escalate:
+            update["tasks"] = {**tasks, **escalate}
             update["metrics"] = {"tasks_submitted": len(tasks)}
         return update
 

@@ -10,6 +10,7 @@ from langgraph.config import get_stream_writer
 
 from stellar_graph.board import FINISHED, ready_tasks
 from stellar_graph.nodes import StateNode
+from stellar_graph.nodes.escalation import after_work
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_monitor", "route_after_monitor"]
@@ -41,7 +42,8 @@ def make_monitor(clock: Callable[[], datetime]) -> StateNode:
     return monitor
 
 
-def route_after_monitor(state: OrchestraState) -> Literal["allocator", "optimizer"]:
-    """Go back to the allocator while tasks wait whose dependencies are settled; else optimise."""
+def route_after_monitor(state: OrchestraState) -> Literal["allocator", "escalation", "optimizer"]:
+    """Back to the allocator while tasks wait whose dependencies are settled; then a human for
+    escalated tasks; else optimise."""
     ready, doomed = ready_tasks(state.get("tasks") or {})
-    return "allocator" if ready or doomed else "optimizer"
+    return "allocator" if ready or doomed else after_work(state)
