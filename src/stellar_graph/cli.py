@@ -1,8 +1,9 @@
 """The ``stellar-graph`` command.
 
 ``stellar-graph run SCENARIO`` registers a scenario's agents, orchestrates its tasks through the
-graph (SQLite under the data directory; simulated agents unless a model is configured), shows
-progress while it runs, prints who got what and why, and writes a JSON report.
+graph (SQLite under the data directory; simulated agents unless a model is configured), runs its
+collaboration goals, shows progress while it runs, prints who got what and why (for each
+collaboration: the plan, the bids, the votes and the outcome), and writes a JSON report.
 
 ``stellar-graph serve`` serves the orchestra and each agent type over HTTP (LangServe routes,
 ``/healthz``, ``/metrics``; see :mod:`stellar_graph.serving`) until interrupted.
@@ -21,6 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from stellar_graph.collaboration.report import (
+    collaboration_progress_line,
+    collaboration_summary,
+    collaboration_totals,
+)
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import StellarGraphError
 from stellar_graph.llm import MODEL_ENV
@@ -120,18 +126,28 @@ async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], P
     async with orchestra:
         for agent in scenario.agents:
             await orchestra.register_agent(agent)
-        await orchestra.orchestrate_multiple_tasks(scenario.tasks)
+        if scenario.tasks or not scenario.collaborations:
+            await orchestra.orchestrate_multiple_tasks(scenario.tasks)
+        if scenario.collaborations:
+            await orchestra.submit_run({"start_collaborations": scenario.collaborations})
         await orchestra.wait_idle()
         state = orchestra.state()
         metrics = orchestra.get_performance_metrics()
-    print(_summary(state, simulated), file=out)
-    print(_metrics_line(metrics), file=out)
+    if state.get("tasks") or not state.get("collaborations"):
+        print(_summary(state, simulated), file=out)
+        print(_metrics_line(metrics), file=out)
+    if state.get("collaborations"):
+        for record in state["collaborations"].values():
+            print(collaboration_summary(record), file=out)
+        print(collaboration_totals(state), file=out)
     report = _report(scenario, thread, simulated, state, metrics, started)
     return report, Path(args.report or f"reports/{scenario.name}-{started.strftime('%Y%m%dT%H%M%S')}.json")
 
 
 def _progress_line(event: dict[str, Any]) -> str:
     kind = event.get("type", "?")
+    if kind.startswith("collaboration"):
+        return collaboration_progress_line(event)
     if kind == "agent_registered":
         return f"  registered  {event.get('agent_id')}"
     task, agent = event.get("task_id"), event.get("agent_id")
@@ -184,6 +200,7 @@ def _report(scenario: Scenario, thread: str, simulated: bool, state: dict[str, A
         "agents": state.get("agents"),
         "tasks": state.get("tasks"),
         "allocations": state.get("allocations"),
+        "collaborations": state.get("collaborations"),
         "metrics": metrics,
     }
 

@@ -1,7 +1,9 @@
-"""Scenarios for the CLI: a team of agents, a batch of tasks and optional config, in one YAML file.
+"""Scenarios for the CLI: a team of agents, a batch of tasks, collaboration goals and optional config.
 
 ``load_scenario("vegapunk")`` loads a bundled scenario; any other argument is a file path.
-Relative deadlines (``"+90m"``, ``"+8h"``, ``"+2d"``) are resolved against ``now``.
+Relative deadlines (``"+90m"``, ``"+8h"``, ``"+2d"``) are resolved against ``now``. Each entry of
+``collaborations`` is ``{goal: {...}, agent_ids: [...]}`` plus options (``consensus``,
+``when_full``, ``bid_notes``), as in the graph input ``start_collaborations``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from stellar_graph.collaboration.models import parse_request
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import ConfigurationError, InvalidInputError
 from stellar_graph.models import AgentProfile, Task, parse_model
@@ -23,7 +26,7 @@ __all__ = ["Scenario", "bundled_scenarios", "load_scenario"]
 _HERE = Path(__file__).parent
 _RELATIVE = re.compile(r"^\+(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-_KEYS = {"name", "description", "config", "agents", "tasks"}
+_KEYS = {"name", "description", "config", "agents", "tasks", "collaborations"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Scenario:
     config: OrchestraConfig
     agents: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    collaborations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def bundled_scenarios() -> list[str]:
@@ -67,12 +71,14 @@ def load_scenario(name_or_path: str, *, now: datetime) -> Scenario:
         raise ConfigurationError(f"Scenario {str(path)!r} has unknown key(s) {unknown}; allowed: {sorted(_KEYS)}.")
     agents = _validated(data.get("agents") or [], AgentProfile, "agents", now)
     tasks = _validated(data.get("tasks") or [], Task, "tasks", now)
+    collaborations = _collaborations(data.get("collaborations") or [], now)
     return Scenario(
         name=str(data.get("name") or path.stem),
         description=str(data.get("description") or ""),
         config=OrchestraConfig.from_dict(data.get("config") or {}),
         agents=agents,
         tasks=tasks,
+        collaborations=collaborations,
     )
 
 
@@ -87,6 +93,21 @@ def _validated(items: Any, model: type[AgentProfile] | type[Task], key: str, now
             out.append(parse_model(model, item, kind=f"{key}[{i}]").model_dump(mode="json"))
         except InvalidInputError as exc:
             raise InvalidInputError(f"Scenario {key}[{i}]: {exc}", errors=exc.errors) from None
+    return out
+
+
+def _collaborations(items: Any, now: datetime) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        raise ConfigurationError(f"Scenario key `collaborations` must be a list, got {type(items).__name__}.", field="collaborations")
+    out = []
+    for i, item in enumerate(items):
+        goal = item.get("goal") if isinstance(item, dict) else None
+        if isinstance(goal, dict) and isinstance(goal.get("deadline"), str):
+            item = {**item, "goal": {**goal, "deadline": _deadline(goal["deadline"], now)}}
+        try:
+            out.append(parse_request(item, index=i).model_dump(mode="json"))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"Scenario collaborations[{i}]: {exc}", errors=exc.errors) from None
     return out
 
 
