@@ -92,6 +92,8 @@ class CollaborationConfig(_Section):
     max_concurrent_collaborations: int = Field(default=10, ge=1)
     conflict_resolution_timeout_minutes: float = Field(default=15, gt=0)
     negotiation_rounds_limit: int = Field(default=5, ge=1, le=100)
+    overflow: Literal["queue", "reject"] = "queue"
+    """Beyond ``max_concurrent_collaborations``: queue the next goal, or reject it."""
 
 
 class OptimizationConfig(_Section):

@@ -12,6 +12,7 @@ The hierarchy::
         ├─ QueueFullError                         the message bus refused a low-priority message
         ├─ DuplicateAgentError                    an agent id registered twice
         ├─ AllocationError                        no feasible agent for a task (carries reasons)
+        ├─ TeamFormationError                     no team of available agents covers the skills
         └─ ModelBehaviorError                     the LLM answered something unusable
 
 Every message says what happened, shows the offending value with ``!r`` and says how to fix it.
@@ -30,6 +31,7 @@ __all__ = [
     "OrchestrationError",
     "QueueFullError",
     "StellarGraphError",
+    "TeamFormationError",
     "UnknownAgentError",
     "UnknownMessageError",
     "UnknownRecipientError",
@@ -207,6 +209,22 @@ class UnknownRecipientError(UnknownAgentError):
             f"`bus.register(agent_id, agent_type=..., groups=[...])` first, or address an agent "
             f"id, 'type:<AgentType>', 'group:<name>' or 'all-agents'.",
         )
+
+
+class TeamFormationError(OrchestrationError):
+    """No team of available agents covers the required skills.
+
+    Attributes:
+        uncovered: the skills nobody available holds.
+        reasons: agent id -> why it was left out (unhealthy, full, not a candidate...).
+    """
+
+    def __init__(
+        self, message: str, *, uncovered: Sequence[str], reasons: Mapping[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.uncovered = list(uncovered)
+        self.reasons = dict(reasons)
 
 
 def _next_id(agent_id: str) -> str:

@@ -9,8 +9,9 @@ Definitions (see ``docs/metrics.md``):
   submission and the last finish; ``None`` until a task completed.
 - ``performance.mean_latency_seconds`` = mean of (finished_at − submitted_at) over finished tasks.
 - ``tokens``: prompt and completion tokens reported by the agents' model responses.
-- ``collaboration.success_rate`` and ``adaptation.learning_score`` are ``None`` until the
-  collaboration and learning components record them.
+- ``collaboration.success_rate`` = succeeded / (succeeded + failed + no_decision) over
+  collaborations that ran to their end; ``None`` until one finished.
+- ``adaptation.learning_score`` is ``None`` until the learning component records it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+
+from stellar_graph.collaboration.stats import collaboration_metrics
 
 __all__ = ["performance_metrics"]
 
@@ -52,7 +55,7 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
             "input": int(counters.get("input_tokens", 0)),
             "output": int(counters.get("output_tokens", 0)),
         },
-        "collaboration": {"success_rate": None},
+        "collaboration": collaboration_metrics(state),
         "adaptation": {"learning_score": None},
     }
 

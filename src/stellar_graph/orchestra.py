@@ -31,6 +31,7 @@ from langgraph.types import Command
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import allocation_id_for, utc_now
 from stellar_graph.bus import AdvancedMessageBus
+from stellar_graph.collaboration.facade import CollaborationMixin
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import OrchestrationError, UnknownAgentError
 from stellar_graph.events import EventHandler, EventHub
@@ -54,7 +55,7 @@ RECURSION_LIMIT = 10_000
 _DONE = frozenset({"completed", "failed", "refused"})
 
 
-class StellarOrchestra(IntegrationsMixin):
+class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
     """The central orchestration engine: register agents, orchestrate tasks, read metrics.
 
     Args:

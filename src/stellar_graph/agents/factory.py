@@ -234,6 +234,7 @@ def _report(state: _AgentState) -> dict[str, Any]:
             "error": verdict.get("error"),
             "result": answer.get("result", ""),
             "criteria_met": answer.get("criteria_met", []),
+            "criteria_unmet": verdict.get("criteria_unmet", []),
             "confidence": answer.get("confidence"),
             "usage": state.get("usage", {}),
             "simulated": state.get("simulated", False),

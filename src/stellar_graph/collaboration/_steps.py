@@ -148,7 +148,7 @@ class WorkSteps(StepsBase):
         config's ``collaboration.overflow``, else ``queue``) says so.
         """
         limit = self.config.collaboration.max_concurrent_collaborations
-        default_when_full = getattr(self.config.collaboration, "overflow", "queue")
+        default_when_full = self.config.collaboration.overflow
         active = sum(1 for r in merged.values() if r.get("status") in ACTIVE)
         waiting = sorted(
             (r for r in merged.values() if r.get("status") == "queued"), key=lambda r: r["seq"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stellar_graph.consensus import Rule
-from stellar_graph.errors import InvalidInputError, OrchestrationError
+from stellar_graph.errors import InvalidInputError, TeamFormationError
 from stellar_graph.models import Priority, parse_model
 
 __all__ = [
@@ -196,22 +196,6 @@ class TeamRequirements(_Edge):
     @classmethod
     def _skills(cls, v: list[str]) -> list[str]:
         return _clean_skills(v)
-
-
-class TeamFormationError(OrchestrationError):
-    """No team of available agents covers the required skills.
-
-    Attributes:
-        uncovered: the skills nobody available holds.
-        reasons: agent id -> why it was left out (unhealthy, full, not a candidate...).
-    """
-
-    def __init__(
-        self, message: str, *, uncovered: Sequence[str], reasons: Mapping[str, str]
-    ) -> None:
-        super().__init__(message)
-        self.uncovered = list(uncovered)
-        self.reasons = dict(reasons)
 
 
 # -- LLM structured output ------------------------------------------------------------------
