@@ -1,7 +1,8 @@
 """The orchestra graph, as the LangGraph API server / Studio loads it (see ``langgraph.json``).
 
 ``graph`` is compiled without a checkpointer: the server brings its own persistence. Agents run
-simulated unless ``STELLAR_GRAPH_MODEL`` names a chat model. ``python graphs/orchestra.py`` runs
+simulated unless ``STELLAR_GRAPH_MODEL`` names a chat model; ``STELLAR_GRAPH_CONFIG`` may name a
+YAML or TOML config file. ``python graphs/orchestra.py`` runs
 a small demo with an in-memory checkpointer.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from langgraph.checkpoint.memory import InMemorySaver
 
 from stellar_graph import ATLAS, LILITH, PYTHAGORAS, create_orchestra
 
-graph = create_orchestra().compile(name="orchestra")
+graph = create_orchestra(os.environ.get("STELLAR_GRAPH_CONFIG") or None).compile(name="orchestra")
 
 DEMO_INPUT = {
     "register_agents": [

@@ -2,8 +2,8 @@
 
 The dev server (the API that LangGraph Studio talks to) starts from the repository root on a
 free port, with analytics and the version check off and no reloader; agents are simulated.
-Not covered yet: resuming an escalation interrupt with a ``Command`` (the orchestra has no
-escalation interrupt until issue 6).
+The served orchestra reads its config from ``STELLAR_GRAPH_CONFIG``; here the recovery ladder
+ends in escalation, so a failed task interrupts the run until a ``Command`` resumes it.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env["OPENAI_API_KEY"] = "sk-test-dummy"  # module scope runs before conftest's per-test guard
     for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL"):
         env.pop(name, None)
+    config = tmp_path_factory.mktemp("config") / "orchestra.yaml"
+    config.write_text("emergency_protocols:\n  recovery_strategies: [retry, reassign, escalate]\n")
+    env["STELLAR_GRAPH_CONFIG"] = str(config)
     cmd = [
         str(LANGGRAPH),
         "dev",
@@ -164,3 +167,29 @@ async def test_an_agent_graph_runs_statelessly(dev_server: str) -> None:
     assert out["report"]["agent_id"] == "pythagoras-001"
     assert out["report"]["simulated"] is True
     assert out["report"]["status"] == "completed"
+
+
+async def test_an_escalation_interrupts_and_a_command_resumes_it(dev_server: str) -> None:
+    from langgraph_sdk import get_client
+
+    hopeless = PYTHAGORAS.default_profile("pythagoras-009", reliability=0.01)  # fails in simulation
+    async with get_client(url=dev_server) as client:
+        thread = await client.threads.create()
+        tid = thread["thread_id"]
+        out = await client.runs.wait(tid, "orchestra", input={
+            "register_agents": [hopeless],
+            "submit_tasks": [{"id": "calc", "description": "Compute", "required_skills": ["statistics"]}],
+        })
+        state = await client.threads.get_state(tid)
+        assert state["next"] == ["escalation"]
+        [interrupt] = out["__interrupt__"]
+        assert interrupt["value"]["tasks"][0]["task_id"] == "calc"
+        assert state["values"]["tasks"]["calc"]["status"] == "escalating"
+
+        await client.runs.wait(tid, "orchestra", command={
+            "resume": {"calc": {"action": "resolve", "result": "decided by a human"}}
+        })
+        state = await client.threads.get_state(tid)
+    assert state["next"] == []
+    task = state["values"]["tasks"]["calc"]
+    assert (task["status"], task["result"]) == ("completed", "decided by a human")
