@@ -20,6 +20,7 @@ import pytest
 
 from stellar_graph import EDISON, StellarOrchestra
 from stellar_graph.cli import main
+from stellar_graph.memory import load_predictor
 from stellar_graph.nodes.optimizer import AGENT_STATS_NAMESPACE
 from stellar_graph.persistence import DATABASE_URL_ENV, open_persistence
 
@@ -65,7 +66,10 @@ async def test_facade_state_and_store_persist_across_instances(
         assert type(saver).__name__ == "AsyncPostgresSaver"
         assert type(store).__name__ == "AsyncPostgresStore"
         stats = (await store.aget(AGENT_STATS_NAMESPACE, "edison-001")).value
+        predictor = await load_predictor(store)
     assert stats["completed"] + stats["failed"] == 4
+    # Learned completion-time calibration persisted in PostgreSQL across both instances.
+    assert predictor.coverage_report()["overall"]["n"] == 4
     assert _checkpoints(postgres_url, "factory") > 0
     # Checkpoints and Store went to PostgreSQL; only the message bus spools locally.
     assert {p.name for p in (tmp_path / "d").glob("*.sqlite")} <= {"bus.sqlite"}
