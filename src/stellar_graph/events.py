@@ -27,6 +27,8 @@ EVENT_TYPES = frozenset(
         "task_degraded",
         "task_escalating",
         "escalation_resolved",
+        "maintenance",
+        "agent_recovered",
         "collaboration_started",
         "collaboration_queued",
         "collaboration_rejected",

@@ -31,6 +31,9 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
     tasks: Mapping[str, Mapping[str, Any]] = state.get("tasks") or {}
     counters: Mapping[str, float] = state.get("metrics") or {}
     statuses = Counter(t.get("status") for t in tasks.values())
+    for key, value in counters.items():  # tasks pruned from the board by maintenance still count
+        if key.startswith("pruned_") and key not in {"pruned_tasks", "pruned_allocations"}:
+            statuses[key.removeprefix("pruned_")] += int(value)
     finished = statuses["completed"] + statuses["failed"] + statuses["refused"]
     samples = counters.get("latency_samples", 0)
     return {

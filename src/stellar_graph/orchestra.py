@@ -41,6 +41,7 @@ from stellar_graph.llm import make_chat_model
 from stellar_graph.mail import MailBridge
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
+from stellar_graph.ops.facade import OperationsMixin
 from stellar_graph.persistence import open_persistence
 from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
@@ -55,7 +56,7 @@ RECURSION_LIMIT = 10_000
 _DONE = frozenset({"completed", "failed", "refused"})
 
 
-class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
+class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     """The central orchestration engine: register agents, orchestrate tasks, read metrics.
 
     Args:
@@ -103,6 +104,7 @@ class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
         self._intake_open = True
         self._current: asyncio.Task[None] | None = None
         self._handlers_running: set[asyncio.Task[None]] = set()
+        self._holding = False
         self.task_allocator = TaskAllocator(self)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -127,6 +129,7 @@ class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
 
     async def stop_orchestration(self) -> None:
         """Finish queued runs, flush webhooks and notifications, then close persistence."""
+        await self.aclose_operations()  # stops monitors and leaves maintenance mode first
         if self._worker is not None:
             await self.wait_idle()
             self._worker.cancel()
@@ -233,6 +236,7 @@ class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
         if strategy is not None:
             payload["allocation_strategy"] = strategy
         run = await self._submit(payload, wait=False)
+        run.add_done_callback(lambda f: f.cancelled() or f.exception())  # failures surface via the waiters
         await asyncio.wait([run, *waiters.values()], return_when=asyncio.FIRST_COMPLETED)
         if run.done() and run.exception() is not None:
             raise run.exception()  # type: ignore[misc]
@@ -362,6 +366,22 @@ class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
             fut.set_exception(OrchestrationError("not started: emergency shutdown stopped the intake"))
             self._queue.task_done()
 
+    def runtime_status(self) -> dict[str, Any]:
+        """The worker's state: started, alive, run in flight, queued runs, paused, intake open."""
+        return {
+            "started": self._app is not None,
+            "worker_alive": self._worker is not None and not self._worker.done(),
+            "run_in_flight": self._current is not None,
+            "queued_runs": self._queue.qsize() + int(self._holding),
+            "paused": self.runs_paused,
+            "intake_open": self._intake_open,
+            "handler_errors": self._events.handler_errors,
+        }
+
+    async def refresh_state(self) -> None:
+        """Re-read the thread's state from the checkpointer."""
+        await self._refresh()
+
     async def emit(self, event: dict[str, Any]) -> None:
         """Deliver an event raised outside the graph (e.g. a system alert) to the handlers."""
         await self._events.emit(event)
@@ -402,7 +422,13 @@ class StellarOrchestra(CollaborationMixin, IntegrationsMixin):
     async def _work(self) -> None:
         while True:
             payload, fut = await self._queue.get()
+            self._holding = True
             await self._runs_allowed.wait()  # maintenance mode holds queued work here
+            self._holding = False
+            if not self._intake_open and payload is not None:  # shut down while held: never started
+                fut.set_exception(OrchestrationError("not started: emergency shutdown stopped the intake"))
+                self._queue.task_done()
+                continue
             mail: list[dict[str, Any]] = []
             try:
                 if isinstance(payload, dict) and self._mail is not None:

@@ -47,7 +47,8 @@ def after_report(
     if not report.get("agent_error"):
         return _escalate_or_fail(patch, strategies)
     if "reassign" in strategies and attempt < max_attempts:
-        step = {"step": "reassign", "attempt": attempt, "from": report.get("agent_id"), "error": report.get("error")}
+        step = {"step": "reassign", "attempt": attempt, "from": report.get("agent_id"), "error": report.get("error"),
+                "at": report.get("finished_at")}
         patch.update(
             status="pending",
             agent_id=None,

@@ -114,6 +114,8 @@ class OrchestraInput(TypedDict, total=False):
     """Agent instances to register (``AgentProfile`` fields)."""
     start_collaborations: list[dict[str, Any]]
     """Collaboration goals to start: ``{"goal": {...}, "agent_ids": [...]}`` each."""
+    set_agent_health: list[dict[str, Any]]
+    """Health changes from outside the graph: ``{"agent_id", "healthy": bool, "reason"}`` each."""
     escalate_tasks: list[str]
     """Failed tasks to hand to a human (the ladder's ``escalate`` rung, on request)."""
     deliver_messages: list[dict[str, Any]]

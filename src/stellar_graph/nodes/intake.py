@@ -8,6 +8,7 @@ from typing import Any
 
 from stellar_graph.agents.spec import AgentTypeRegistry
 from stellar_graph.nodes import StateNode
+from stellar_graph.ops.health import health_update
 from stellar_graph.state import OrchestraState
 from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
 
@@ -30,17 +31,19 @@ def make_intake(
         tasks = accept_tasks(
             state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock(), known_agents=known
         )
-        update: dict[str, Any] = {"submit_tasks": [], "register_agents": [], "deliver_messages": [], "escalate_tasks": []}
+        update: dict[str, Any] = {
+            "submit_tasks": [], "register_agents": [], "deliver_messages": [], "escalate_tasks": [], "set_agent_health": [],
+        }
+        health = health_update({**(state.get("agents") or {}), **agents}, state.get("tasks") or {}, state.get("set_agent_health") or [])
         mail = _mailbox_update(state)
         if mail:
             update["mailbox"] = mail
-        if agents:
-            update["agents"] = agents
-            update["events"] = [{"type": "agent_registered", "agent_id": a} for a in agents]
+        update["agents"] = {**(health.get("agents") or {}), **agents}
+        update["events"] = [*(health.get("events") or []), *({"type": "agent_registered", "agent_id": a} for a in agents)]
         board = state.get("tasks") or {}
         escalate = {tid: {"status": "escalating"} for tid in state.get("escalate_tasks") or [] if board.get(tid, {}).get("status") == "failed"}
-        if tasks or escalate:
-            update["tasks"] = {**tasks, **escalate}
+        if tasks or escalate or health.get("tasks"):
+            update["tasks"] = {**(health.get("tasks") or {}), **tasks, **escalate}
             update["metrics"] = {"tasks_submitted": len(tasks)}
         return update
 
