@@ -22,6 +22,7 @@ __all__ = [
     "CollaborationPreferences",
     "Priority",
     "Task",
+    "as_utc",
     "format_validation_error",
     "parse_model",
 ]
@@ -33,6 +34,11 @@ AllocationStatus = Literal["queued", "allocated", "running", "completed", "faile
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _ID_HELP = "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128"
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A naive datetime is taken as UTC; an aware one is kept as given."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _check_id(value: str, what: str) -> str:
@@ -99,7 +105,7 @@ class Task(_Edge):
     @field_validator("deadline")
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+        return as_utc(v)
 
     @field_validator("resources")
     @classmethod

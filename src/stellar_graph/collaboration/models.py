@@ -11,14 +11,14 @@ cannot express (known dependency ids, allowed decisions) is checked after parsin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stellar_graph.consensus import Rule
 from stellar_graph.errors import InvalidInputError, TeamFormationError
-from stellar_graph.models import Priority, parse_model
+from stellar_graph.models import Priority, as_utc, parse_model
 
 __all__ = [
     "CollaborationGoal",
@@ -91,7 +91,7 @@ class CollaborationGoal(_Edge):
     @field_validator("deadline")
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+        return as_utc(v)
 
     @field_validator("shared_resources")
     @classmethod

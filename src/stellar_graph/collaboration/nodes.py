@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
 from stellar_graph.collaboration._decide import DecideSteps
-from stellar_graph.collaboration._records import ACTIVE, route_collaborations
+from stellar_graph.collaboration._records import ACTIVE, NextStep, route_collaborations
 from stellar_graph.collaboration._steps import CollaborationScratch, WorkPacket, WorkSteps
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.state import OrchestraState
@@ -57,14 +57,7 @@ COLLABORATION_NODES = (
     "consensus",
     "conflict_resolution",
 )
-_NEXT = [
-    "collaboration",
-    "negotiation",
-    "collaboration_dispatch",
-    "consensus",
-    "conflict_resolution",
-    "allocator",
-]
+_NEXT = list(get_args(NextStep))  # every node the collaboration router may choose
 
 
 class _Steps(WorkSteps, DecideSteps):
