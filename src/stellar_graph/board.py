@@ -22,6 +22,7 @@ import numpy as np
 from stellar_graph.allocation import Strategy, assign
 from stellar_graph.models import PRIORITY_RANK
 from stellar_graph.prediction import CompletionPredictor
+from stellar_graph.recovery import end_of_ladder
 from stellar_graph.scoring import AgentPool, TaskScores, score_matrix, score_task
 
 __all__ = [
@@ -373,12 +374,7 @@ def _give_up(plan: AllocationPlan, record: Mapping[str, Any], reasons: Mapping[s
     last = (record.get("recovery") or [{}])[-1].get("error") or record.get("error") or "agent error"
     others = "; ".join(f"{a}: {r}" for a, r in list(reasons.items())[:10])
     error = f"{last} (reassignment found no other feasible agent: {others})"
-    patch: dict[str, Any] = {"status": "failed", "error": error}
-    if "escalate" in strategies:
-        patch["status"] = "escalating"
-    elif "fallback" in strategies:
-        # A degraded result that says so: the work is finished, not done.
-        patch.update(status="degraded", result=f"DEGRADED: no agent could complete task {record['id']!r}; {error}")
+    patch = end_of_ladder(record["id"], error, strategies)
     plan.task_patches[record["id"]] = patch
     plan.allocations[allocation_id_for(record["id"])] = {
         "task_id": record["id"], "agent_id": None, "status": patch["status"], "reasons": dict(reasons), "explanation": error,

@@ -91,7 +91,7 @@ def create_orchestra(
     for spec in registry.specs:
         agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
         agent_graphs[spec.name] = agent
-        worker = create_slot_worker(agent).compile(name=f"{spec.name}_worker")
+        worker = create_slot_worker(agent, clock).compile(name=f"{spec.name}_worker")
         builder.add_node(spec.name, make_agent_node(spec.name, worker, cfg))
         builder.add_edge(spec.name, "monitor")
     builder.add_node("monitor", make_monitor(clock))

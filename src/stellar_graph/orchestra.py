@@ -53,7 +53,6 @@ __all__ = ["StellarOrchestra"]
 logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 10_000
-_DONE = frozenset({"completed", "failed", "refused"})
 
 
 class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "returned_patch"]
+__all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "end_of_ladder", "returned_patch"]
 
 ESCALATION_OPTIONS = ("retry", "reassign", "fail", "resolve")
 """What a human may decide for an escalated task (``{"action": ..., ...}``)."""
@@ -58,11 +58,24 @@ def after_report(
             recovery=[*(task.get("recovery") or []), step],
         )
         return patch
-    return _escalate_or_fail(patch, strategies)
+    # Attempts used up after agent errors: the same end as when no other agent is left.
+    patch.update(end_of_ladder(task["id"], str(report.get("error")), strategies))
+    return patch
+
+
+def end_of_ladder(task_id: str, error: str, strategies: Sequence[str]) -> dict[str, Any]:
+    """Where agent errors end when no agent is left to try: a human decides (``escalate``), a
+    degraded result that says so (``fallback`` without a fallback agent), or the failure."""
+    if "escalate" in strategies:
+        return {"status": "escalating", "error": error}
+    if "fallback" in strategies:
+        return {"status": "degraded", "error": error,
+                "result": f"DEGRADED: no agent could complete task {task_id!r}; {error}"}
+    return {"status": "failed", "error": error}
 
 
 def _escalate_or_fail(patch: dict[str, Any], strategies: Sequence[str]) -> dict[str, Any]:
-    """The last rung: a human decides (``escalate``), or the failure stands."""
+    """A task failure (criteria missed): a human decides (``escalate``), or the failure stands."""
     if "escalate" in strategies:
         patch["status"] = "escalating"
     return patch
@@ -129,6 +142,8 @@ def returned_patch(task: Mapping[str, Any], agent_id: str, reason: str) -> dict[
     step = {"step": "repair", "from": agent_id, "reason": reason}
     return {
         "status": "pending",
+        # Never started: the placement does not use up one of the task's attempts.
+        "attempt": max(int(task.get("attempt", 1)) - 1, 0),
         "agent_id": None,
         "slot": None,
         "queue_position": None,

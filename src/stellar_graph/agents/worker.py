@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -50,13 +51,19 @@ class _WorkerState(WorkerInput, WorkerOutput, total=False):
     errors_in_row: int
 
 
-def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
-    """Build the worker subgraph around a compiled agent subgraph."""
+def create_slot_worker(
+    agent: CompiledStateGraph[Any, Any, Any, Any], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> StateGraph[Any, Any, Any, Any]:
+    """Build the worker subgraph around a compiled agent subgraph.
+
+    ``clock`` stamps ``started_at``/``finished_at``, so they share the orchestra's time source
+    with allocation and submission times.
+    """
 
     async def work(state: _WorkerState) -> dict[str, Any]:
         index = state.get("index", 0)
         task, record = state["tasks"][index], state["agent"]
-        started, started_at = time.perf_counter(), datetime.now(UTC).isoformat()
+        started, started_at = time.perf_counter(), clock().isoformat()
         try:
             inbox = (state.get("inbox") or []) if index == 0 else []
             out = await agent.ainvoke({"task": task, "agent": record, "attempt": task.get("attempt", 1), "inbox": inbox})
@@ -68,10 +75,11 @@ def create_slot_worker(agent: CompiledStateGraph[Any, Any, Any, Any]) -> StateGr
             report = {
                 "task_id": task["id"], "agent_id": record["agent_id"], "status": "failed", "agent_error": True,
                 "error": f"{type(exc).__name__}: {exc}", "result": "", "usage": {}, "simulated": False,
-                "finished_at": datetime.now(UTC).isoformat(),
+                "finished_at": clock().isoformat(),
             }
         report["wall_seconds"] = round(time.perf_counter() - started, 4)
         report["started_at"] = started_at
+        report["finished_at"] = clock().isoformat()
         get_stream_writer()({
             "type": "task_completed" if report["status"] == "completed" else "task_failed",
             "task_id": task["id"], "agent_id": record["agent_id"], "error": report.get("error"),
