@@ -8,6 +8,8 @@ Definitions (see ``docs/metrics.md``):
 - ``performance.throughput_per_minute`` = completed tasks / wall-clock minutes between the first
   submission and the last finish; ``None`` until a task completed.
 - ``performance.mean_latency_seconds`` = mean of (finished_at − submitted_at) over finished tasks.
+- ``performance.latency_seconds`` = p50 / p90 / p99 of the same spans over finished tasks still on
+  the board, nearest-rank (the smallest span with at least p% of the spans at or below it).
 - ``tokens``: prompt and completion tokens reported by the agents' model responses.
 - ``collaboration.success_rate`` = succeeded / (succeeded + failed + no_decision) over
   collaborations that ran to their end; ``None`` until one finished.
@@ -16,6 +18,7 @@ Definitions (see ``docs/metrics.md``):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
@@ -51,6 +54,7 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
         "performance": {
             "throughput_per_minute": _throughput(tasks),
             "mean_latency_seconds": counters.get("latency_seconds_total", 0.0) / samples if samples else None,
+            "latency_seconds": _latency_percentiles(tasks),
             "agent_calls": int(counters.get("agent_calls", 0)),
             "waves": int(counters.get("waves", 0)),
         },
@@ -61,6 +65,19 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
         "collaboration": collaboration_metrics(state),
         "adaptation": {"learning_score": None},
     }
+
+
+def _latency_percentiles(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, float] | None:
+    """p50 / p90 / p99 of (finished_at - submitted_at) in seconds over finished tasks still on the
+    board, by the nearest-rank method (the smallest value with at least p% of samples at or below)."""
+    spans = sorted(
+        (datetime.fromisoformat(t["finished_at"]) - datetime.fromisoformat(t["submitted_at"])).total_seconds()
+        for t in tasks.values()
+        if t.get("finished_at") and t.get("submitted_at")
+    )
+    if not spans:
+        return None
+    return {f"p{p}": spans[max(math.ceil(p / 100 * len(spans)) - 1, 0)] for p in (50, 90, 99)}
 
 
 def _throughput(tasks: Mapping[str, Mapping[str, Any]]) -> float | None:
