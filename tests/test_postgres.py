@@ -7,12 +7,6 @@ Runs against the private cluster of ``tests/pg.py`` (a fresh database per test).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -23,6 +17,7 @@ from stellar_graph.cli import main
 from stellar_graph.memory import load_predictor
 from stellar_graph.nodes.optimizer import AGENT_STATS_NAMESPACE
 from stellar_graph.persistence import DATABASE_URL_ENV, open_persistence
+from tests.test_durability import kill_mid_run_then_resume
 
 pytestmark = pytest.mark.postgres
 
@@ -133,49 +128,11 @@ def test_server_keeps_thread_state_in_postgres_across_restarts(
     assert not (tmp_path / "d").exists()
 
 
-def _spawn(data_dir: Path, log: Path, mode: str, url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "STELLAR_GRAPH_DATA_DIR": str(data_dir), DATABASE_URL_ENV: url}
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), str(data_dir), str(log), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _lines(log: Path) -> list[str]:
-    return log.read_text().splitlines() if log.exists() else []
-
-
 @pytest.mark.slow
 def test_kill_minus_nine_then_resume_on_postgres_runs_each_task_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    data_dir, log = tmp_path / "data", tmp_path / "calls.log"
-    first = _spawn(data_dir, log, "start", postgres_url)
-    # 3 agents of capacity 1, 9 tasks: 3 waves. Kill when the second wave's calls have started.
-    deadline = time.monotonic() + 60
-    while sum(line.startswith("start") for line in _lines(log)) < 6:
-        assert first.poll() is None, first.communicate()
-        assert time.monotonic() < deadline, "the worker did not reach the second wave"
-        time.sleep(0.01)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=10)
-    # Which calls were cut off is read from the log, not assumed (a loaded machine is slower).
-    at_kill = Counter(_lines(log))
-    in_flight = {t for t in TASK_IDS if at_kill[f"start {t}"] and not at_kill[f"end {t}"]}
-    assert in_flight, "the kill hit no agent call mid-way"
+    # The same trial as the SQLite one, with the database URL switching the backend.
+    kill_mid_run_then_resume(tmp_path, {DATABASE_URL_ENV: postgres_url})
     assert _checkpoints(postgres_url, "durable") > 0
-
-    second = _spawn(data_dir, log, "resume", postgres_url)
-    out, err = second.communicate(timeout=60)
-    assert second.returncode == 0, err
-    statuses = json.loads(out.strip().splitlines()[-1])
-    assert statuses == dict.fromkeys(TASK_IDS, "completed")
-    calls = Counter(_lines(log))
-    assert {t: calls[f"end {t}"] for t in TASK_IDS} == dict.fromkeys(TASK_IDS, 1)  # exactly once
-    rerun = {t for t in TASK_IDS if calls[f"start {t}"] == 2}
-    assert rerun == in_flight  # only the calls cut off by the kill ran again
-    assert all(calls[f"start {t}"] == 1 for t in TASK_IDS if t not in rerun)
-    assert not (data_dir / "checkpoints.sqlite").exists()
+    assert not (tmp_path / "data" / "checkpoints.sqlite").exists()
