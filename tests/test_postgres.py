@@ -21,8 +21,6 @@ from tests.test_durability import kill_mid_run_then_resume
 
 pytestmark = pytest.mark.postgres
 
-WORKER = Path(__file__).with_name("durability_worker.py")
-TASK_IDS = [f"calc-{i}" for i in range(9)]  # the worker's tasks
 TASKS = [
     {"id": f"build-{i}", "description": f"Build part {i}", "required_skills": ["engineering"]}
     for i in range(3)
