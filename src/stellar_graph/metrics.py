@@ -10,10 +10,30 @@ Definitions (see ``docs/metrics.md``):
 - ``performance.mean_latency_seconds`` = mean of (finished_at − submitted_at) over finished tasks.
 - ``performance.latency_seconds`` = p50 / p90 / p99 of the same spans over finished tasks still on
   the board, nearest-rank (the smallest span with at least p% of the spans at or below it).
-- ``tokens``: prompt and completion tokens reported by the agents' model responses.
+- ``performance.throughput``: alias of ``performance.throughput_per_minute`` (tasks per minute).
+- ``resources.busy_minutes[agent]`` = Σ (finished_at − started_at) in minutes over tasks on the
+  board with that ``agent_id``, a ``started_at`` and a ``finished_at``; 0.0 for registered agents
+  without one.
+- ``resources.utilisation[agent]`` = busy_minutes / (capacity × span), span = minutes from the
+  first ``submitted_at`` to the last ``finished_at`` on the board; capacity is the agent's
+  ``capacity`` (3, the allocator's default, when missing). Not clipped: above 1 would reveal a
+  capacity bug. ``{}`` while there is no span (no finished task).
+- ``tokens.input``/``tokens.output``: prompt and completion tokens of every model response
+  (agents doing tasks and collaboration coordination steps).
+- ``tokens.routing`` = the ``routing_input_tokens``/``routing_output_tokens`` counters and
+  ``collaboration_llm_calls``: the coordination LLM steps (planner, voters, mediator, bid notes)
+  of finished collaborations. The allocator makes no LLM call (its routing is deterministic
+  scoring).
+- ``tokens.work`` = ``tokens.input``/``tokens.output`` − ``tokens.routing``: agents doing tasks,
+  from the model responses' ``usage_metadata``.
+- ``tokens.estimated_prompt`` = Σ ``estimated_prompt_tokens`` over the allocations (tiktoken
+  estimates made at allocation; ``None`` skipped).
 - ``collaboration.success_rate`` = succeeded / (succeeded + failed + no_decision) over
   collaborations that ran to their end; ``None`` until one finished.
-- ``adaptation.learning_score`` is ``None`` until the learning component records it.
+- ``adaptation``: ``learning_score``, ``decisions`` and ``weights`` from ``state["learning"]``
+  (``None``, 0, ``None`` until the learning component records them). ``learning_score`` =
+  V_live − V_uniform over the logged allocation decisions (see
+  :class:`stellar_graph.learning.LearningScore`).
 """
 
 from __future__ import annotations
@@ -39,6 +59,11 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
             statuses[key.removeprefix("pruned_")] += int(value)
     finished = statuses["completed"] + statuses["failed"] + statuses["refused"]
     samples = counters.get("latency_samples", 0)
+    throughput = _throughput(tasks)
+    busy = _busy_minutes(tasks, state.get("agents") or {})
+    routing_in = int(counters.get("routing_input_tokens", 0))
+    routing_out = int(counters.get("routing_output_tokens", 0))
+    learning: Mapping[str, Any] = state.get("learning") or {}
     return {
         "task_allocation": {
             "efficiency": statuses["completed"] / finished if finished else None,
@@ -52,18 +77,41 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
             "failed": statuses["failed"],
         },
         "performance": {
-            "throughput_per_minute": _throughput(tasks),
+            "throughput_per_minute": throughput,
+            "throughput": throughput,
             "mean_latency_seconds": counters.get("latency_seconds_total", 0.0) / samples if samples else None,
             "latency_seconds": _latency_percentiles(tasks),
             "agent_calls": int(counters.get("agent_calls", 0)),
             "waves": int(counters.get("waves", 0)),
         },
+        "resources": {
+            "busy_minutes": {a: round(m, 6) for a, m in busy.items()},
+            "utilisation": _utilisation(tasks, state.get("agents") or {}, busy),
+        },
         "tokens": {
             "input": int(counters.get("input_tokens", 0)),
             "output": int(counters.get("output_tokens", 0)),
+            "routing": {
+                "input": routing_in,
+                "output": routing_out,
+                "calls": int(counters.get("collaboration_llm_calls", 0)),
+            },
+            "work": {
+                "input": int(counters.get("input_tokens", 0)) - routing_in,
+                "output": int(counters.get("output_tokens", 0)) - routing_out,
+            },
+            "estimated_prompt": sum(
+                int(a["estimated_prompt_tokens"])
+                for a in (state.get("allocations") or {}).values()
+                if a.get("estimated_prompt_tokens") is not None
+            ),
         },
         "collaboration": collaboration_metrics(state),
-        "adaptation": {"learning_score": None},
+        "adaptation": {
+            "learning_score": learning.get("learning_score"),
+            "decisions": learning.get("decisions", 0),
+            "weights": learning.get("weights"),
+        },
     }
 
 
@@ -89,3 +137,35 @@ def _throughput(tasks: Mapping[str, Mapping[str, Any]]) -> float | None:
     last = max(datetime.fromisoformat(t["finished_at"]) for t in done)
     minutes = max((last - first).total_seconds() / 60, 1e-9)
     return len(done) / minutes
+
+
+def _busy_minutes(
+    tasks: Mapping[str, Mapping[str, Any]], agents: Mapping[str, Any]
+) -> dict[str, float]:
+    """Agent -> Σ (finished_at − started_at) in minutes over its timed tasks on the board; 0.0 for
+    registered agents without one."""
+    busy = dict.fromkeys(agents, 0.0)
+    for t in tasks.values():
+        if t.get("agent_id") and t.get("started_at") and t.get("finished_at"):
+            span = datetime.fromisoformat(t["finished_at"]) - datetime.fromisoformat(t["started_at"])
+            busy[t["agent_id"]] = busy.get(t["agent_id"], 0.0) + span.total_seconds() / 60
+    return busy
+
+
+def _utilisation(
+    tasks: Mapping[str, Mapping[str, Any]], agents: Mapping[str, Any], busy: Mapping[str, float]
+) -> dict[str, float]:
+    """Agent -> busy minutes / (capacity × minutes from the first submission to the last finish on
+    the board), not clipped; ``{}`` while there is no such span."""
+    starts = [datetime.fromisoformat(t["submitted_at"]) for t in tasks.values() if t.get("submitted_at")]
+    ends = [datetime.fromisoformat(t["finished_at"]) for t in tasks.values() if t.get("finished_at")]
+    if not starts or not ends:
+        return {}
+    span = (max(ends) - min(starts)).total_seconds() / 60
+    if span <= 0:
+        return {}
+    # 3 = AgentProfile.capacity's default, the one AgentPool.from_records assumes too
+    return {
+        a: round(minutes / (int((agents.get(a) or {}).get("capacity", 3)) * span), 6)
+        for a, minutes in busy.items()
+    }

@@ -142,6 +142,8 @@ def finish(
         "collaboration_llm_calls": usage.get("llm_calls", 0),
         "input_tokens": usage.get("input_tokens", 0),
         "output_tokens": usage.get("output_tokens", 0),
+        "routing_input_tokens": usage.get("input_tokens", 0),
+        "routing_output_tokens": usage.get("output_tokens", 0),
         "collaboration_llm_fallbacks": len(rec.get("fallbacks") or []),
         "collaboration_conflicts": len(rec.get("conflicts") or {}),
     }
