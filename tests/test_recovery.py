@@ -30,7 +30,10 @@ def _flaky_first_agent(calls: list[str]):
 async def test_an_agent_error_reassigns_the_task_to_another_agent(fixed_clock) -> None:
     calls: list[str] = []
     model = ScriptedChatModel(responses=[_flaky_first_agent(calls)] * 4)
-    async with StellarOrchestra(MEMORY, model=model, clock=fixed_clock) as orchestra:
+    # `dynamic` places tied agents deterministically (registration order); `adaptive` would let
+    # the learner pick between the two identical agents, and this test needs edison-001 first.
+    config = {**MEMORY, "orchestration_mode": "dynamic"}
+    async with StellarOrchestra(config, model=model, clock=fixed_clock) as orchestra:
         await orchestra.register_agent(EDISON.default_profile("edison-001"))
         await orchestra.register_agent(EDISON.default_profile("edison-002"))
         [first] = await orchestra.orchestrate_multiple_tasks(

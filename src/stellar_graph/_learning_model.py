@@ -305,6 +305,11 @@ class ProficiencyModel:
             "skills": skills,
         }
 
+    def adopt_evidence(self, other: ProficiencyModel) -> None:
+        """Take over ``other``'s evidence (counts and step), keeping this model's settings."""
+        self._agents = {a: _Agent.from_list(agent.to_list()) for a, agent in other._agents.items()}
+        self._step = other._step
+
     # ---------------------------------------------------------------- persistence
 
     def to_dict(self) -> dict[str, Any]:

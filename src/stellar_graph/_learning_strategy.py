@@ -174,6 +174,13 @@ class StrategyManager:
         logger.info("strategy rollback: %s -> %s", replaced, self._current)
         return self.current
 
+    def adopt_weightings(self, other: StrategyManager) -> None:
+        """Take over ``other``'s live weighting, rollback stack and history; keep these settings."""
+        self._current = other.current
+        self._previous.extend(other.previous)
+        self._history.extend(other.history)
+        self._seq = other._seq
+
     # ---------------------------------------------------------------- persistence
 
     def to_dict(self) -> dict[str, Any]:

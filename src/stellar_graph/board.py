@@ -12,7 +12,7 @@ Task record (``state["tasks"][id]``): the ``Task`` fields plus ``status`` (``pen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stellar_graph.allocation import Strategy, assign
+from stellar_graph.learning import Decision, Learner
 from stellar_graph.models import PRIORITY_RANK
 from stellar_graph.prediction import CompletionPredictor
 from stellar_graph.recovery import end_of_ladder
@@ -113,6 +114,9 @@ def plan_allocations(
     predictor: CompletionPredictor | None = None,
     strategies: Sequence[str] = (),
     fallback_agent: str | None = None,
+    learner: Learner | None = None,
+    rng: np.random.Generator | None = None,
+    load_aware: bool = True,
 ) -> AllocationPlan:
     """Bind every ready task to an agent slot, or refuse it with each agent's reason.
 
@@ -124,6 +128,12 @@ def plan_allocations(
 
     With a ``predictor``, durations are judged by the upper bound of each agent's 90% completion
     interval (so "likely late" shows before dispatch) and every allocation carries the interval.
+
+    With a ``learner`` in ``adaptive`` mode (see :func:`_learned_choices`), the learner picks
+    among the agents scoring within :data:`QUEUE_SCORE_TOLERANCE` of each task's best, and the
+    pick gets the task whenever it has a free slot (a task that overflows is placed load-aware,
+    and its decision is not replayed, as the pick was not followed). ``load_aware=False``
+    (``static`` mode) queues overflow on the best-scoring agent instead of the earliest finish.
     """
     plan = AllocationPlan()
     ready, doomed = ready_tasks(tasks)
@@ -142,6 +152,7 @@ def plan_allocations(
     factors = predictor.upper_factors(list(pool.ids)) if predictor is not None else None
     queues = _SlotQueues(pool)
     bind = _Binder(plan, pool, weights, now, predictor)
+    explore = learner is not None and learner.policy.explores
     overflow: list[dict[str, Any]] = []
     ready = _bind_forced(ready, tasks, pool, queues, bind, lambda r: _score(r, pool, weights, now, factors))
     for tier in _tiers(ready, tasks):
@@ -155,6 +166,12 @@ def plan_allocations(
         for row, record in enumerate(recs):  # agents that failed a task do not get it back
             for agent_index in _excluded(record, pool):
                 matrix[row, agent_index] = -np.inf
+        if explore:
+            assert learner is not None
+            _learned_choices(
+                recs, matrix, list(pool.ids), learner, rng or np.random.default_rng(),
+                bind.decisions, lambda r, p=pool: _score(r, p, weights, now, factors).factors,  # type: ignore[misc]
+            )
         chosen = assign(matrix, queues.free_slots(), strategy=strategy)
         for record, agent_index in zip(recs, chosen.tolist(), strict=True):
             if agent_index < 0:
@@ -166,7 +183,8 @@ def plan_allocations(
         pool = pool.with_load(queues.lengths())
     idle = pool.with_load(np.zeros_like(pool.load))
     for record in overflow:
-        _place_overflow(plan, record, _score(record, idle, weights, now, factors), pool, queues, bind, now, strategies, fallback_agent)
+        scores = _score(record, idle, weights, now, factors)
+        _place_overflow(plan, record, scores, pool, queues, bind, now, strategies, fallback_agent, load_aware)
     plan.backlog_minutes = {a: float(t.max()) for a, t in zip(pool.ids, queues.busy_until, strict=True)}
     return plan
 
@@ -199,10 +217,15 @@ def _place_overflow(
     now: datetime,
     strategies: Sequence[str],
     fallback_agent: str | None,
+    load_aware: bool = True,
 ) -> None:
-    """Queue a task beyond free capacity, or end its ladder (fallback, escalate, degrade, refuse)."""
+    """Queue a task beyond free capacity, or end its ladder (fallback, escalate, degrade, refuse).
+
+    Load-aware: on the slot finishing it earliest among near-best agents; else behind its best.
+    """
     if scores.feasible.any():
-        bind(record, scores, queues.earliest_finish(scores), queues)
+        best = int(np.argmax(np.where(scores.feasible, scores.total, -np.inf)))
+        bind(record, scores, queues.earliest_finish(scores) if load_aware else best, queues)
         return
     reasons = {**scores.reasons(), **{pool.ids[i]: "failed this task before" for i in _excluded(record, pool)}}
     if not record.get("excluded_agents"):
@@ -217,7 +240,45 @@ def _place_overflow(
 
 
 QUEUE_SCORE_TOLERANCE = 0.9
-"""A queued task may go to any agent scoring at least this fraction of its best agent's score."""
+"""A queued task may go to any agent scoring at least this fraction of its best agent's score;
+in ``adaptive`` mode the learner chooses among the same agents."""
+
+LEARNED_LIFT = 1.0
+"""Added to the learner's pick in the score matrix: scores are in [0, 1], so the joint assignment
+gives each task its pick whenever capacity allows, and resolves contention by the scores."""
+
+
+def _learned_choices(
+    recs: Sequence[Mapping[str, Any]],
+    matrix: np.ndarray,
+    agent_ids: Sequence[str],
+    learner: Learner,
+    rng: np.random.Generator,
+    decisions: dict[str, Decision],
+    factor_rows: Callable[[Mapping[str, Any]], np.ndarray],
+) -> None:
+    """Let the learner pick each task's agent among those the scores cannot tell apart.
+
+    The candidates of a task are its feasible agents scoring at least
+    :data:`QUEUE_SCORE_TOLERANCE` of its best score: the deterministic score still rules out poor
+    fits (skills, resources, deadline), and learning plus exploration decide among the rest.
+    The pick's matrix entry is lifted by :data:`LEARNED_LIFT`; the decision (candidates, their
+    factor vectors, propensity) is kept for the optimizer to learn from and replay.
+    """
+    for row, record in enumerate(recs):
+        finite = np.isfinite(matrix[row])
+        if not finite.any():
+            continue
+        best = float(matrix[row][finite].max())
+        candidates = np.flatnonzero(finite & (matrix[row] >= QUEUE_SCORE_TOLERANCE * best))
+        if candidates.size < 2:
+            continue
+        decision = learner.decide(
+            [agent_ids[int(j)] for j in candidates], matrix[row, candidates],
+            record.get("required_skills") or [], rng, factors=factor_rows(record)[candidates],
+        )
+        matrix[row, candidates[decision.index]] += LEARNED_LIFT
+        decisions[record["id"]] = decision
 
 
 class _SlotQueues:
@@ -288,6 +349,7 @@ class _Binder:
 
     def __init__(self, plan: AllocationPlan, pool: AgentPool, weights: Mapping[str, float], now: datetime, predictor: CompletionPredictor | None) -> None:
         self.plan, self.pool, self.weights, self.now, self.predictor = plan, pool, weights, now, predictor
+        self.decisions: dict[str, Decision] = {}
 
     def __call__(self, record: Mapping[str, Any], scores: TaskScores, i: int, queues: _SlotQueues) -> None:
         pool, now = self.pool, self.now
@@ -327,6 +389,7 @@ class _Binder:
             "predicted_completion_upper": finish_upper.isoformat(),
             "likely_late": bool(deadline) and finish_upper > datetime.fromisoformat(str(deadline)),
             "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
+            "decision": self.decisions[tid].to_dict() if tid in self.decisions else None,
             "overdue": bool(scores.overdue),
             "created_at": now.isoformat(),
         }

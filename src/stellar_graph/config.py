@@ -136,6 +136,10 @@ class LearningParametersConfig(_Section):
     experience_replay_buffer_size: int = Field(default=10_000, ge=1)
     learning_decay_factor: float = Field(default=0.95, gt=0, le=1)
     exploration_rate: float = Field(default=0.1, ge=0, le=1)
+    exploration_strategy: Literal["thompson", "epsilon_decay", "constant_epsilon", "greedy"] = "thompson"
+    """How ``adaptive`` mode explores (not in the seed): Thompson sampling with a decaying uniform
+    share capped by ``exploration_rate`` (default), epsilon decaying as 1/t, a constant
+    ``exploration_rate``, or none (greedy on posterior means)."""
 
 
 class PersistenceConfig(_Section):

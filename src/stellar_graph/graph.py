@@ -83,7 +83,7 @@ def create_orchestra(
         OrchestraState, input_schema=OrchestraInput, output_schema=OrchestraOutput
     )
     builder.add_node("intake", make_intake(registry, tokens, clock))
-    builder.add_node("allocator", make_allocator(cfg, clock))
+    builder.add_node("allocator", make_allocator(cfg, clock, seed))
     names = tuple(spec.name for spec in registry.specs)
     policy = AgentPolicy.from_config(cfg.emergency_protocols)
     builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "escalation", "optimizer"))
@@ -95,7 +95,7 @@ def create_orchestra(
         builder.add_node(spec.name, make_agent_node(spec.name, worker, cfg))
         builder.add_edge(spec.name, "monitor")
     builder.add_node("monitor", make_monitor(clock))
-    builder.add_node("optimizer", make_optimizer())
+    builder.add_node("optimizer", make_optimizer(cfg, clock))
     add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
     builder.add_conditional_edges("intake", route_after_intake, ["collaboration", "allocator"])

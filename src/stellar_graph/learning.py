@@ -80,6 +80,7 @@ __all__ = [
     "ReplayEstimate",
     "StrategyManager",
     "evaluate_weights",
+    "LearningScore",
     "neighbour_weightings",
 ]
 
@@ -225,6 +226,57 @@ class Outcome:
             raise _outcome_error("outcome", d, f"a dict of Outcome fields ({exc!s})") from exc
 
 
+class LearningScore:
+    """``adaptation.learning_score``: how much better the learner's picks did than chance.
+
+    Over the logged decisions ``i`` (newest weighs 1, each older one ``decay`` times less), with
+    reward ``r_i``, propensity ``p_i`` and ``K_i`` candidates, and ``u_i = 1 / (K_i p_i)``:
+
+    * ``V_live = sum(w_i r_i) / sum(w_i)``: the success rate the live policy obtained;
+    * ``V_uniform = sum(w_i u_i r_i) / sum(w_i u_i)``: the self-normalised inverse-propensity
+      estimate of choosing uniformly among the same candidates;
+    * ``learning_score = V_live - V_uniform``, in [-1, 1]: positive when learning picks better
+      agents than chance, about 0 while it has nothing to go on; ``None`` before
+      ``min_entries`` decisions were logged.
+
+    Kept as four discounted running sums, so reading it never scans the replay buffer.
+
+    Example:
+        >>> score = LearningScore(decay=1.0, min_entries=1)
+        >>> for reward, propensity in [(1.0, 0.9), (1.0, 0.9), (0.0, 0.1)]:
+        ...     score.add(reward, propensity, 2)
+        >>> round(score.value(), 4)  # V_live 2/3; V_uniform (2*1/1.8) / (2/1.8 + 1/0.2)
+        0.4848
+    """
+
+    def __init__(self, *, decay: float = 1.0, min_entries: int = 30) -> None:
+        self.decay, self.min_entries = decay, min_entries
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # sum w, sum w r, sum w u, sum w u r
+        self.count = 0
+
+    def add(self, reward: float, propensity: float, n_candidates: int) -> None:
+        """Count one logged decision."""
+        u = 1.0 / (n_candidates * propensity)
+        self.sums = [x * self.decay for x in self.sums]
+        for i, x in enumerate((1.0, reward, u, u * reward)):
+            self.sums[i] += x
+        self.count += 1
+
+    def value(self) -> float | None:
+        """The score (see the class docstring), or ``None`` with too few decisions."""
+        w, wr, wu, wur = self.sums
+        if self.count < max(1, self.min_entries) or w <= 0 or wu <= 0:
+            return None
+        return round(wr / w - wur / wu, 6)
+
+    def to_list(self) -> list[float]:
+        return [*self.sums, float(self.count)]
+
+    def load(self, row: Sequence[float]) -> None:
+        *sums, count = (float(x) for x in row)
+        self.sums, self.count = list(sums), int(count)
+
+
 class Learner:
     """The optimizer's learning state: proficiency model, exploration, replay and weightings.
 
@@ -256,19 +308,21 @@ class Learner:
         if strategies is None:
             strategies = StrategyManager(success_weight=self.policy.success_weight)
         self.strategies = strategies
+        self.score = LearningScore(decay=self.buffer.decay)
 
     @classmethod
     def from_config(
         cls,
         config: OrchestraConfig | Mapping[str, Any] | None = None,
         *,
-        strategy: str = "thompson",
+        strategy: str | None = None,
     ) -> Learner:
         """Build a learner from the orchestra config (the mapping is in the module docstring).
 
         Args:
             config: an ``OrchestraConfig``, a dict or ``None`` (defaults).
-            strategy: exploration strategy (one of ``STRATEGIES``).
+            strategy: exploration strategy (one of ``STRATEGIES``); default
+                ``learning_parameters.exploration_strategy``.
 
         Raises:
             ConfigurationError: a bad config or strategy.
@@ -277,7 +331,9 @@ class Learner:
         lp, opt = cfg.learning_parameters, cfg.optimization
         capacity = lp.experience_replay_buffer_size
         policy = ExplorationPolicy(
-            strategy, mode=cfg.orchestration_mode, exploration_rate=lp.exploration_rate
+            strategy or lp.exploration_strategy,
+            mode=cfg.orchestration_mode,
+            exploration_rate=lp.exploration_rate,
         )
         return cls(
             model=ProficiencyModel(
@@ -388,6 +444,7 @@ class Learner:
                     candidates=d.candidates,
                     estimates=d.estimates,
                 )
+                self.score.add(o.reward, d.propensity, len(d.candidates))
                 counts["logged"] += 1
         return counts
 
@@ -418,6 +475,49 @@ class Learner:
     def rollback(self) -> dict[str, float]:
         """Restore the weighting before the last applied switch (see :meth:`StrategyManager.rollback`)."""
         return self.strategies.rollback()
+
+    def core_dict(self) -> dict[str, Any]:
+        """What was learned, without the replay entries: the part every allocation reads.
+
+        :meth:`restore` puts it back under a (possibly changed) config. The orchestra keeps it
+        in one Store item and the replay entries in items of their own (``stellar_graph.memory``).
+        """
+        return {
+            "kind": "LearnerCore",
+            "version": _VERSION,
+            "model": self.model.to_dict(),
+            "decisions": self.policy.t,
+            "strategies": self.strategies.to_dict(),
+            "score": self.score.to_list(),
+        }
+
+    @classmethod
+    def restore(
+        cls, config: OrchestraConfig | Mapping[str, Any] | None, core: Mapping[str, Any] | None
+    ) -> Learner:
+        """A learner configured by ``config`` that resumes the evidence of a :meth:`core_dict`.
+
+        The config decides how to learn from now on (mode, rates, threshold, buffer size); the
+        core brings what was learned (posteriors, decision count, live weighting, rollback
+        stack). ``core=None`` starts fresh.
+
+        Raises:
+            ConfigurationError: a bad config, or a core that is not a learner's.
+        """
+        learner = cls.from_config(config)
+        if core is None:
+            return learner
+        d = check_state("LearnerCore", core, _VERSION)
+        try:
+            stored_model = ProficiencyModel.from_dict(d["model"])
+            stored_strategies = StrategyManager.from_dict(d["strategies"])
+            learner.policy.t = int(d["decisions"])
+            learner.score.load(d["score"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad_state("LearnerCore", exc) from exc
+        learner.model.adopt_evidence(stored_model)
+        learner.strategies.adopt_weightings(stored_strategies)
+        return learner
 
     def to_dict(self) -> dict[str, Any]:
         """Return the whole learning state as a bounded, JSON-able dict."""

@@ -3,8 +3,16 @@
 - ``("stellar_graph", "prediction") / "predictor"``: the completion-time predictor's calibration
   windows (bounded), so every thread and every restart predicts from what was learned.
 - ``("stellar_graph", "agent_stats") / <agent id>``: per-agent outcome totals.
+- ``("stellar_graph", "learning") / "learner"``: what the optimizer learned (success posteriors,
+  decision count, live score weighting and rollback stack, last optimisation time); small, read
+  by every allocator pass.
+- ``("stellar_graph", "replay") / <slot>``: the experience replay buffer, one item per logged
+  decision in a ring of ``experience_replay_buffer_size`` slots, so logging a decision writes
+  one small item and only the strategy review reads them all.
 
-Writers are the optimizer node (after each run); readers are the allocator node. Two threads
+The writer is the optimizer (its node after each run, or the facade's ``system_optimizer``);
+the allocator only reads, so a pass re-run after a crash decides the same. A crash between the
+optimizer's Store write and its checkpoint learns that run's outcomes twice on resume. Two threads
 finishing at the same moment may overwrite each other's latest update (last writer wins); the
 loss is a few observations of a bounded window, not correctness.
 """
@@ -12,19 +20,36 @@ loss is a few observations of a bounded window, not correctness.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import ConfigurationError
+from stellar_graph.learning import Learner
 from stellar_graph.prediction import CompletionPredictor
 
-__all__ = ["AGENT_STATS_NAMESPACE", "PREDICTION_NAMESPACE", "load_predictor", "save_predictor"]
+__all__ = [
+    "AGENT_STATS_NAMESPACE",
+    "LEARNING_NAMESPACE",
+    "PREDICTION_NAMESPACE",
+    "REPLAY_NAMESPACE",
+    "Learned",
+    "load_learned",
+    "load_predictor",
+    "save_learned",
+    "save_predictor",
+]
 
 logger = logging.getLogger(__name__)
 
 PREDICTION_NAMESPACE = ("stellar_graph", "prediction")
 AGENT_STATS_NAMESPACE = ("stellar_graph", "agent_stats")
+LEARNING_NAMESPACE = ("stellar_graph", "learning")
+REPLAY_NAMESPACE = ("stellar_graph", "replay")
 _PREDICTOR_KEY = "predictor"
+_LEARNER_KEY = "learner"
 
 
 async def load_predictor(store: BaseStore | None) -> CompletionPredictor:
@@ -45,3 +70,76 @@ async def save_predictor(store: BaseStore | None, predictor: CompletionPredictor
     """Persist the predictor (no-op without a store)."""
     if store is not None:
         await store.aput(PREDICTION_NAMESPACE, _PREDICTOR_KEY, predictor.to_dict())
+
+
+@dataclass
+class Learned:
+    """The learner as loaded from the Store, with the bookkeeping needed to save it back."""
+
+    learner: Learner
+    replay_seq: int = 0
+    """Decisions ever logged to the replay ring (the next one goes to slot ``seq % capacity``)."""
+    optimized_at: str | None = None
+    """When the optimizer last reviewed the strategy (ISO 8601)."""
+    reviewed_seq: int = 0
+    """``replay_seq`` at the last review (reviews wait for new evidence)."""
+    replay_loaded: bool = False
+    """Whether ``learner.buffer`` holds the stored entries (else only the ones logged since)."""
+
+
+async def load_learned(
+    store: BaseStore | None, config: OrchestraConfig, *, replay: bool = False
+) -> Learned:
+    """The learner under ``config``, resumed from the Store (fresh without a store or state).
+
+    Args:
+        store: the graph's store. config: decides mode, rates and buffer size.
+        replay: also load the replay entries (needed to review strategies, not to allocate).
+    """
+    if store is None:
+        return Learned(Learner.from_config(config), replay_loaded=True)
+    item = await store.aget(LEARNING_NAMESPACE, _LEARNER_KEY)
+    value: dict[str, Any] = dict(item.value) if item else {}
+    try:
+        learner = Learner.restore(config, value.get("core"))
+    except ConfigurationError:
+        logger.warning("stored learning state is unreadable; starting afresh", exc_info=True)
+        learner, value = Learner.from_config(config), {}
+    learned = Learned(
+        learner, int(value.get("replay_seq", 0)), value.get("optimized_at"), int(value.get("reviewed_seq", 0))
+    )
+    if replay:
+        await _load_replay(store, learned)
+    return learned
+
+
+async def save_learned(store: BaseStore | None, learned: Learned, *, logged: int = 0) -> None:
+    """Persist the learner's core and the ``logged`` newest replay entries (no-op without a store)."""
+    if store is None:
+        return
+    buffer = learned.learner.buffer
+    fresh = buffer.to_dict()["entries"][len(buffer) - min(logged, len(buffer)) :]
+    for entry in fresh:
+        slot = learned.replay_seq % buffer.capacity
+        await store.aput(REPLAY_NAMESPACE, f"{slot:08d}", {"seq": learned.replay_seq, "entry": entry}, index=False)
+        learned.replay_seq += 1
+    core = {
+        "core": learned.learner.core_dict(),
+        "replay_seq": learned.replay_seq,
+        "optimized_at": learned.optimized_at,
+        "reviewed_seq": learned.reviewed_seq,
+    }
+    await store.aput(LEARNING_NAMESPACE, _LEARNER_KEY, core, index=False)
+
+
+async def _load_replay(store: BaseStore, learned: Learned) -> None:
+    buffer = learned.learner.buffer
+    items = await store.asearch(REPLAY_NAMESPACE, limit=buffer.capacity)
+    # Slots beyond a shrunken capacity may linger: keep only the newest ``capacity`` entries.
+    rows = sorted((it.value for it in items), key=lambda v: int(v["seq"]))[-buffer.capacity :]
+    logged_since = buffer.to_dict()["entries"]
+    buffer.clear()
+    for row in [r["entry"] for r in rows] + logged_since:
+        candidates, factors, chosen, propensity, reward, estimates = row
+        buffer.add(factors, int(chosen), propensity, reward, candidates=candidates, estimates=estimates)
+    learned.replay_loaded = True

@@ -211,6 +211,9 @@ class Allocation(_Edge):
     predicted_completion_upper: datetime | None = None
     likely_late: bool = False
     estimated_prompt_tokens: int | None = None
+    decision: dict[str, Any] | None = None
+    """In ``adaptive`` mode, the learner's pick among near-best agents: ``candidates``, ``index``,
+    ``propensity`` (its probability), their ``factors`` and learned ``estimates``."""
     overdue: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -42,6 +42,7 @@ from stellar_graph.mail import MailBridge
 from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.ops.facade import OperationsMixin
+from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.persistence import open_persistence
 from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
@@ -315,6 +316,26 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     def on(self, event: str, handler: EventHandler) -> None:
         """Call ``handler(event_dict)`` for each event of that type (``"*"`` for all)."""
         self._events.on(event, handler)
+
+    @property
+    def system_optimizer(self) -> SystemOptimizer:
+        """The optimizer over this orchestra's config and Store (the seed's ``systemOptimizer``).
+
+        Example:
+            >>> report = await orchestra.system_optimizer.optimize_system_performance()  # doctest: +SKIP
+        """
+        return SystemOptimizer(self.config, self._store, clock=self._clock)
+
+    async def orchestrate_system_optimization(self) -> dict[str, Any]:
+        """Review the allocation strategy now and report it (the seed's reaction to
+        ``workload_imbalance``); the graph's optimizer node also runs it on its schedule.
+
+        Returns:
+            The report of :meth:`SystemOptimizer.optimize_system_performance`.
+        """
+        report = await self.system_optimizer.optimize_system_performance(reason="on_demand")
+        await self._events.emit({"type": "system_optimized", **report})
+        return report
 
     def get_performance_metrics(self) -> dict[str, Any]:
         """The metrics tree (see :mod:`stellar_graph.metrics` for each formula)."""

@@ -144,4 +144,7 @@ class OrchestraState(OrchestraInput, OrchestraOutput, total=False):
     """Agent id -> messages waiting for the agent's next task (message id -> message)."""
     delivered_messages: Annotated[list[str], append_delivered]
     imbalance: dict[str, Any]
-    """The last allocator pass's workload imbalance: ``{"active": bool, "ratio": float}``."""
+    """The last allocator pass's workload imbalance: ``{"active": bool, "ratio": float, "review":
+    bool}``; ``review`` is set by a ``workload_imbalance`` event until the optimizer reviews."""
+    learning: dict[str, Any]
+    """What the optimizer has learned, as of this thread's last run (the Store holds the state)."""

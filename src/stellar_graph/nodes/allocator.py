@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
-from stellar_graph.board import imbalance, plan_allocations
+from stellar_graph.board import WAITING, imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.memory import load_predictor
+from stellar_graph.memory import load_learned, load_predictor
 from stellar_graph.nodes import StateNode
 from stellar_graph.nodes.escalation import after_work
 from stellar_graph.state import OrchestraState
@@ -19,20 +21,29 @@ from stellar_graph.state import OrchestraState
 __all__ = ["make_allocator", "make_dispatch"]
 
 
-def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Callable[..., Any]:
+def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed: int = 0) -> Callable[..., Any]:
     """Build the allocator node: score ready tasks against agents and bind them to agent slots.
 
     Completion-time calibration comes from the Store (when the graph has one), so the deadline
-    factor uses each agent's learned 90% upper bound.
+    factor uses each agent's learned 90% upper bound. In ``adaptive`` mode the learned state
+    comes from the Store too: its live weighting scores, and its learner picks among near-best
+    agents. The node only reads the Store and seeds its choices from ``seed`` and the waiting
+    tasks, so a pass re-run after a crash makes the same decisions and finds the agent work it
+    already dispatched in the slot workers' checkpoints.
     """
     alloc = config.task_allocation
+    mode = config.orchestration_mode
 
     async def allocator(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         now = clock()
+        # Learning lives in the Store: without one, adaptive mode allocates as dynamic does.
+        learned = await load_learned(runtime.store, config) if mode == "adaptive" and runtime.store is not None else None
+        learner = learned.learner if learned is not None else None
+        tasks = state.get("tasks") or {}
         plan = plan_allocations(
-            state.get("tasks") or {},
+            tasks,
             state.get("agents") or {},
-            weights=alloc.weights,
+            weights=learner.weights if learner is not None else alloc.weights,
             now=now,
             strategy=state.get("allocation_strategy") or alloc.strategy,  # checked at intake
             past_deadline=alloc.past_deadline,
@@ -40,6 +51,9 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
             strategies=config.emergency_protocols.recovery_strategies,
             fallback_agent=config.emergency_protocols.fallback_agent,
             predictor=await load_predictor(runtime.store),
+            learner=learner,
+            rng=np.random.default_rng([seed, _waiting_digest(tasks)]),
+            load_aware=mode != "static",
         )
         statuses = [a["status"] for a in plan.allocations.values()]
         events = [
@@ -47,16 +61,16 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
              "task_id": a["task_id"], "agent_id": a["agent_id"], "at": now.isoformat()}
             for a in plan.allocations.values()
         ]
+        was = state.get("imbalance") or {"active": False, "ratio": 0.0}
+        update_imbalance = was
         if plan.backlog_minutes:
-            was = bool((state.get("imbalance") or {}).get("active"))
-            active, ratio = imbalance(plan.backlog_minutes, was)
-            if active and not was:
+            active, ratio = imbalance(plan.backlog_minutes, bool(was.get("active")))
+            fired = active and not was.get("active")
+            if fired:
                 busiest = max(plan.backlog_minutes, key=plan.backlog_minutes.__getitem__)
                 events.append({"type": "workload_imbalance", "ratio": ratio, "busiest_agent": busiest,
                                "backlog_minutes": plan.backlog_minutes, "at": now.isoformat()})
-            update_imbalance = {"active": active, "ratio": ratio}
-        else:
-            update_imbalance = state.get("imbalance") or {"active": False, "ratio": 0.0}
+            update_imbalance = {"active": active, "ratio": ratio, "review": fired or bool(was.get("review"))}
         return {
             "imbalance": update_imbalance,
             "allocation_strategy": None,  # a per-run override lasts one run
@@ -73,6 +87,12 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
         }
 
     return allocator
+
+
+def _waiting_digest(tasks: dict[str, dict[str, Any]]) -> int:
+    """A stable number for the set of tasks waiting to be placed (the allocator's random seed)."""
+    waiting = sorted(t for t, r in tasks.items() if r.get("status") in WAITING)
+    return int.from_bytes(hashlib.sha256("\n".join(waiting).encode()).digest()[:8], "big")
 
 
 def make_dispatch(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:

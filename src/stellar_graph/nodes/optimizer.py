@@ -1,49 +1,56 @@
-"""``optimizer``: learn from finished work. At this stage it records per-agent outcomes in the Store."""
+"""``optimizer``: learn from finished work, and review the strategy when it is due."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from stellar_graph.board import FINISHED
-from stellar_graph.memory import AGENT_STATS_NAMESPACE, load_predictor, save_predictor
+from stellar_graph.config import OrchestraConfig
+from stellar_graph.memory import AGENT_STATS_NAMESPACE
+from stellar_graph.optimizer import SystemOptimizer, outcome_of
 from stellar_graph.state import OrchestraState
 
 __all__ = ["AGENT_STATS_NAMESPACE", "make_optimizer"]
 
 
-def make_optimizer() -> Callable[..., Any]:
+def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Callable[..., Any]:
     """Build the optimizer node.
 
-    Outcomes of tasks not yet learned from are added to per-agent statistics in the LangGraph
-    Store (cross-thread memory: completions, failures, simulated minutes, tokens), and their
-    (estimated, actual) durations recalibrate the completion-time predictor kept there. Without a
-    store the counters stay in the metrics only.
+    Outcomes of tasks not yet learned from update the learned state in the LangGraph Store
+    (cross-thread memory): per-agent totals, the completion-time calibration and, in
+    ``adaptive`` mode, the success posteriors and the replay log. Then
+    ``orchestrate_system_optimization`` reviews the score weighting if the schedule says so or
+    the run ended with its workload imbalanced (``system_optimized`` event). Without a store,
+    nothing is learned across runs and the counters stay in the metrics only.
     """
 
     async def optimizer(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks = state.get("tasks") or {}
+        allocations = state.get("allocations") or {}
         fresh = [t for t in tasks.values() if t.get("status") in FINISHED and t.get("agent_id") and not t.get("learned")]
-        if runtime.store is not None and fresh:
+        update: dict[str, Any] = {"tasks": {t["id"]: {"learned": True} for t in fresh}, "metrics": {"optimizer_runs": 1}}
+        if runtime.store is None:
+            return update
+        opt = SystemOptimizer(config, runtime.store, clock=clock)
+        if fresh:
             await _record_outcomes(runtime.store, fresh)
-            await _recalibrate(runtime.store, fresh)
-        return {"tasks": {t["id"]: {"learned": True} for t in fresh}, "metrics": {"optimizer_runs": 1}}
+            await opt.learn_from_system_behavior(outcome_of(t, allocations.get(t.get("allocation_id", ""))) for t in fresh)
+        imbalance = state.get("imbalance") or {}
+        report = await opt.orchestrate_system_optimization(imbalance=bool(imbalance.get("review")))
+        if imbalance.get("review"):
+            update["imbalance"] = {**imbalance, "review": False}
+        if report is not None:
+            event = {"type": "system_optimized", **{k: report[k] for k in ("reason", "improvement_percentage", "before", "after", "actions", "at")}}
+            update["events"] = [event]
+            update["metrics"]["optimizations"] = 1
+        update["learning"] = await opt.summary()
+        return update
 
     return optimizer
-
-
-async def _recalibrate(store: Any, finished: list[dict[str, Any]]) -> None:
-    predictor = await load_predictor(store)
-    observed = 0
-    for task in finished:
-        actual = (task.get("report") or {}).get("duration_minutes")
-        if task.get("estimated_minutes") and actual and actual > 0:
-            predictor.observe(task["agent_id"], float(task["estimated_minutes"]), float(actual))
-            observed += 1
-    if observed:
-        await save_predictor(store, predictor)
 
 
 async def _record_outcomes(store: Any, finished: list[dict[str, Any]]) -> None:
