@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from stellar_graph.collaboration.report import (
     collaboration_totals,
 )
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.errors import StellarGraphError
+from stellar_graph.errors import ConfigurationError, StellarGraphError
 from stellar_graph.llm import MODEL_ENV
 from stellar_graph.orchestra import StellarOrchestra
 from stellar_graph.persistence import DATABASE_URL_ENV, sqlite_paths
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "simulate":
+        return _simulate(args)
     try:
         report, path = asyncio.run(_run(args, sys.stdout))
     except StellarGraphError as exc:
@@ -65,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
     run.add_argument("--seed", type=int, default=0, help="simulation seed")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    sim = sub.add_parser("simulate", help="measure learning: strategies on agents with hidden proficiencies")
+    sim.add_argument("scenario", help="learning, learning_degrading, or a YAML file (see stellar_graph.simulator)")
+    sim.add_argument("--strategies", default="adaptive,static,round_robin,random",
+                     help="comma-separated, of: adaptive, epsilon, static, dynamic, round_robin, random, oracle")
+    sim.add_argument("--tasks", type=int, default=1000, help="tasks per run (default 1000)")
+    sim.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    sim.add_argument("--seeds", type=int, default=1, help="number of seeds: seed, seed+1, ... (default 1)")
+    sim.add_argument("--out", default=None, help="report folder (default reports/simulate-<scenario>)")
+    sim.add_argument("--no-report", action="store_true", help="print the table only (no PNG, markdown, HTML)")
     serve = sub.add_parser("serve", help="serve the orchestra and its agents over HTTP (LangServe)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -74,6 +86,42 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """``stellar-graph simulate``: every strategy on every seed through the graph; table and report."""
+    from stellar_graph import simulator
+
+    logging.getLogger("stellar_graph.prediction").setLevel(logging.ERROR)  # simulated durations are noise
+    try:
+        scenario = simulator.load_scenario(args.scenario)
+        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        bad = [s for s in strategies if s not in simulator.STRATEGIES]
+        if bad or not strategies:
+            raise ConfigurationError(
+                f"--strategies {args.strategies!r}: unknown {bad}. Fix: use some of {', '.join(simulator.STRATEGIES)}.",
+                field="strategies", value=args.strategies,
+            )
+        if args.tasks < 1 or args.seeds < 1:
+            raise ConfigurationError("--tasks and --seeds must be >= 1.", field="tasks", value=args.tasks)
+        if "oracle" not in strategies and not args.no_report:
+            strategies.append("oracle")  # the learning curve's reference
+        runs = []
+        for seed in range(args.seed, args.seed + args.seeds):
+            for strategy in strategies:
+                run = asyncio.run(simulator.run_strategy(strategy, scenario, tasks=args.tasks, seed=seed))
+                print(f"seed {seed} {strategy:<12} % lost {run.lost_percent:6.2f}  success {run.success_rate:.3f}  ({run.seconds:.1f} s)", flush=True)
+                runs.append(run)
+        print()
+        print(simulator.format_table(simulator.summary_table(runs)))
+        if not args.no_report:
+            out = Path(args.out or f"reports/simulate-{scenario.name}")
+            paths = simulator.write_report(runs, scenario, out, tasks=args.tasks)
+            print(f"report: {paths['markdown']} ({paths['html'].name}, {paths['learning_curve'].name}, {paths['utilisation'].name})")
+    except StellarGraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,46 @@
+"""`stellar-graph simulate`: the table, the report files, and the baselines through the graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def test_simulate_prints_a_table_and_writes_the_report(tmp_path: Path, capsys) -> None:
+    from stellar_graph.cli import main
+
+    code = main(["simulate", "learning", "--strategies", "adaptive,round_robin", "--tasks", "40", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in {"adaptive", "round_robin", "oracle"}}
+    assert set(rows) == {"adaptive", "round_robin", "oracle"}  # the oracle is added as the reference
+    assert float(rows["oracle"][2]) == 0.0  # % lost vs itself
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {r["strategy"] for r in summary} == {"adaptive", "round_robin", "oracle"}
+    for png in ("learning_curve.png", "utilisation.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "learning_curve.png" in (tmp_path / "report.md").read_text()
+    assert "<table" in (tmp_path / "report.html").read_text()
+
+
+def test_simulate_rejects_an_unknown_strategy_by_name(capsys) -> None:
+    from stellar_graph.cli import main
+
+    assert main(["simulate", "learning", "--strategies", "adaptive,clever", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "clever" in err and "round_robin" in err
+
+
+def test_simulated_round_robin_uses_every_agent_in_turn() -> None:
+    import asyncio
+
+    from stellar_graph.simulator import load_scenario, run_strategy
+
+    scenario = load_scenario("learning")
+    run = asyncio.run(run_strategy("round_robin", scenario, tasks=20, seed=4))
+    assert run.chosen.tolist() == [t % 10 for t in range(20)]
+    truth = scenario.truth(4, 20)
+    assert run.lost_percent == pytest.approx(100 * (truth.max(axis=1) - truth[np.arange(20), run.chosen]).sum() / 20)
