@@ -36,6 +36,7 @@ from stellar_graph.errors import (
 )
 from stellar_graph.graph import create_orchestra
 from stellar_graph.models import AgentProfile, Allocation, Task
+from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.orchestra import StellarOrchestra
 from stellar_graph.task_allocator import TaskAllocator
 
@@ -59,6 +60,7 @@ __all__ = [
     "QueueFullError",
     "StellarGraphError",
     "StellarOrchestra",
+    "SystemOptimizer",
     "Task",
     "TaskAllocator",
     "TeamFormationError",
