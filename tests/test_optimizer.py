@@ -174,3 +174,24 @@ async def test_bad_outcomes_name_the_field_and_learn_nothing() -> None:
         await opt.learn_from_system_behavior([{"agent_id": "a", "success": True}, {"agent_id": "b", "success": "yes"}])
     assert (await opt.summary())["agents"] == {}
 
+
+
+async def test_the_seed_reaction_to_imbalance_reviews_and_emits_an_event(fixed_clock) -> None:
+    seen: list[dict] = []
+    async with StellarOrchestra(MEMORY, clock=fixed_clock) as orchestra:
+        orchestra.on("system_optimized", seen.append)
+        await orchestra.register_agent(EDISON.default_profile("edison-000"))
+        await orchestra.orchestrate_task({"id": "t0", "description": "Build", "required_skills": ["engineering"]})
+        await orchestra.wait_idle()
+        report = await orchestra.orchestrate_system_optimization()
+    assert report["metric"] == "replayed_success_rate" and report["reason"] == "on_demand"
+    assert report["improvement_percentage"] == 0.0 and report["actions"] == []  # one agent: nothing to choose
+    assert [e["type"] for e in seen] == ["system_optimized"]
+
+
+def test_a_bad_exploration_strategy_names_the_key_and_the_choices() -> None:
+    from stellar_graph import ConfigurationError, OrchestraConfig
+
+    with pytest.raises(ConfigurationError, match="learning_parameters.exploration_strategy") as info:
+        OrchestraConfig.from_dict({"learning_parameters": {"exploration_strategy": "ucb"}})
+    assert "thompson" in str(info.value)

@@ -59,3 +59,14 @@ def test_the_adaptive_bench_prints_both_scenarios_against_epsilon() -> None:
     table = out.stdout.split("\n\n", 1)[1]
     assert table.count("adaptive / epsilon") == 2
     assert "learning_degrading  adaptive" in table and "<= 6.0%" in table
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["simulate", "no-such-scenario"], "no-such-scenario"),
+    (["simulate", "learning", "--tasks", "0", "--no-report"], "--tasks"),
+])
+def test_simulate_bad_arguments_exit_2_naming_the_problem(argv, named, capsys) -> None:
+    from stellar_graph.cli import main
+
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err

@@ -25,6 +25,7 @@ EVENT_TYPES = frozenset(
         "task_failure",
         "task_completion",
         "task_degraded",
+        "system_optimized",
         "task_escalating",
         "escalation_resolved",
         "maintenance",
