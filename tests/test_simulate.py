@@ -70,3 +70,16 @@ def test_simulate_bad_arguments_exit_2_naming_the_problem(argv, named, capsys) -
 
     assert main(argv) == 2
     assert named in capsys.readouterr().err
+
+
+def test_utilisation_is_per_seed_so_the_oracle_uses_that_seeds_best_agent_only() -> None:
+    import asyncio
+
+    from stellar_graph.simulator import agent_shares, load_scenario, run_strategy
+
+    scenario = load_scenario("learning")
+    runs = [asyncio.run(run_strategy("oracle", scenario, tasks=10, seed=s)) for s in (1, 2)]
+    for seed in (1, 2):  # the two seeds' best agents differ, so averaging them would split the bar
+        [share] = agent_shares(runs, seed, scenario.agents).values()
+        assert share[int(np.argmax(scenario.proficiencies(seed)))] == 1.0
+    assert np.argmax(scenario.proficiencies(1)) != np.argmax(scenario.proficiencies(2))

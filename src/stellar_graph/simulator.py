@@ -46,7 +46,18 @@ from stellar_graph.errors import ConfigurationError
 from stellar_graph.graph import create_orchestra
 from stellar_graph.testing import ScriptedChatModel, structured
 
-__all__ = ["STRATEGIES", "Scenario", "StrategyRun", "load_scenario", "run_strategy", "simulate", "summary_table"]
+__all__ = [
+    "STRATEGIES",
+    "Scenario",
+    "StrategyRun",
+    "agent_shares",
+    "format_table",
+    "load_scenario",
+    "run_strategy",
+    "simulate",
+    "summary_table",
+    "write_report",
+]
 
 STRATEGIES = ("adaptive", "epsilon", "static", "dynamic", "round_robin", "random", "oracle")
 _EXTERNAL = {"round_robin", "random", "oracle"}
@@ -254,7 +265,9 @@ def summary_table(runs: Sequence[StrategyRun]) -> list[dict[str, Any]]:
             "lost_median": float(np.median(lost)),
             "lost_max": float(np.max(lost)),
             "success_rate": float(np.mean([r.success_rate for r in group])),
-            "not_worse_than_epsilon": sum(1 for r in group if r.seed in eps and r.lost_percent <= eps[r.seed]) if eps else None,
+            "not_worse_than_epsilon": (
+                sum(1 for r in group if r.seed in eps and r.lost_percent <= eps[r.seed]) if eps and strategy != "epsilon" else None
+            ),
             "seconds": float(np.mean([r.seconds for r in group])),
             "learning_score": group[-1].learning.get("learning_score"),
         })
@@ -273,6 +286,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{r['success_rate']:>8.3f} {vs:>7} {r['seconds']:>7.1f} {score:>7}"
         )
     return "\n".join(lines)
+
+
+def agent_shares(runs: Sequence[StrategyRun], seed: int, agents: int) -> dict[str, np.ndarray]:
+    """Share of the tasks each agent did, per strategy, on one seed (each seed has its own truth)."""
+    return {r.strategy: np.bincount(r.chosen, minlength=agents) / r.chosen.size for r in runs if r.seed == seed}
 
 
 def write_report(runs: Sequence[StrategyRun], scenario: Scenario, out_dir: Path, *, tasks: int) -> dict[str, Path]:
@@ -311,10 +329,10 @@ def write_report(runs: Sequence[StrategyRun], scenario: Scenario, out_dir: Path,
     fig, ax = plt.subplots(figsize=(8, 4.5))
     k = scenario.agents
     width = 0.8 / max(len(by), 1)
-    for j, (strategy, group) in enumerate(by.items()):
-        share = np.mean([np.bincount(r.chosen, minlength=k) / r.chosen.size for r in group], axis=0)
+    first_seed = runs[0].seed  # proficiencies differ per seed: show one seed's truth and choices
+    for j, (strategy, share) in enumerate(agent_shares(runs, first_seed, k).items()):
         ax.bar(np.arange(k) + j * width, share, width, label=strategy)
-    truth = scenario.proficiencies(runs[0].seed)
+    truth = scenario.proficiencies(first_seed)
     ax.set_xticks(np.arange(k) + 0.4, [f"agent-{i:02d}\np={truth[i]:.2f}" for i in range(k)], fontsize=7)
     ax.set(ylabel="share of tasks", title=f"Utilisation per agent (seed {runs[0].seed}; hidden p shown)")
     ax.legend(fontsize=7)
