@@ -63,6 +63,8 @@ async def test_adaptive_allocations_carry_the_decision_and_the_run_learns(fixed_
         d = alloc.decision
         assert d is not None and set(d["candidates"]) == {"edison-000", "edison-001", "edison-002"}
         assert 0 < d["propensity"] <= 1 and len(d["factors"]) == 3
+        if d["candidates"][d["index"]] == alloc.agent_id:  # the pick had a free slot
+            assert f"the learner's pick among 3 agents within 90% of the best score (probability {d['propensity']:.2f})" in alloc.explanation
     assert metrics["adaptation"]["decisions"] == 6
     learned = state["learning"]["agents"]
     assert sum(a["updates"] for a in learned.values()) == 6

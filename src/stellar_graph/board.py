@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -168,10 +169,8 @@ def plan_allocations(
                 matrix[row, agent_index] = -np.inf
         if explore:
             assert learner is not None
-            _learned_choices(
-                recs, matrix, list(pool.ids), learner, rng or np.random.default_rng(),
-                bind.decisions, lambda r, p=pool: _score(r, p, weights, now, factors).factors,  # type: ignore[misc]
-            )
+            factor_rows = partial(_factor_rows, pool=pool, weights=weights, now=now, duration_factor=factors)
+            _learned_choices(recs, matrix, list(pool.ids), learner, rng or np.random.default_rng(), bind.decisions, factor_rows)
         chosen = assign(matrix, queues.free_slots(), strategy=strategy)
         for record, agent_index in zip(recs, chosen.tolist(), strict=True):
             if agent_index < 0:
@@ -326,6 +325,11 @@ def _score(record: Mapping[str, Any], pool: AgentPool, weights: Mapping[str, flo
     return scores
 
 
+def _factor_rows(record: Mapping[str, Any], *, pool: AgentPool, weights: Mapping[str, float], now: datetime, duration_factor: np.ndarray | None) -> np.ndarray:
+    """The (agents, 5) factor vectors of one task, as the scores saw them (logged for replay)."""
+    return _score(record, pool, weights, now, duration_factor).factors
+
+
 def _excluded(record: Mapping[str, Any], pool: AgentPool) -> list[int]:
     """Indices of the agents a task must not go back to (they failed it with an agent error)."""
     ids = {a: i for i, a in enumerate(pool.ids)}
@@ -361,6 +365,12 @@ class _Binder:
         slot, position, start = queues.push(i, median)
         status = "allocated" if position == 0 else "queued"
         explanation = scores.explain(i, self.weights)
+        decision = self.decisions.get(tid)
+        if decision is not None and decision.agent_id == agent_id:
+            explanation += (
+                f"\nadaptive: the learner's pick among {len(decision.candidates)} agents within "
+                f"{QUEUE_SCORE_TOLERANCE:.0%} of the best score (probability {decision.propensity:.2f})"
+            )
         if position:
             explanation += f"\nqueued on {agent_id} slot {slot} behind {position} task(s); predicted start in {start:.0f} min"
         deadline = record.get("deadline")
@@ -389,7 +399,7 @@ class _Binder:
             "predicted_completion_upper": finish_upper.isoformat(),
             "likely_late": bool(deadline) and finish_upper > datetime.fromisoformat(str(deadline)),
             "estimated_prompt_tokens": int(scores.estimated_tokens[i]),
-            "decision": self.decisions[tid].to_dict() if tid in self.decisions else None,
+            "decision": decision.to_dict() if decision is not None else None,
             "overdue": bool(scores.overdue),
             "created_at": now.isoformat(),
         }

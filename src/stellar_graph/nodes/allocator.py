@@ -37,8 +37,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
     async def allocator(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         now = clock()
         # Learning lives in the Store: without one, adaptive mode allocates as dynamic does.
-        learned = await load_learned(runtime.store, config) if mode == "adaptive" and runtime.store is not None else None
-        learner = learned.learner if learned is not None else None
+        learner = (await load_learned(runtime.store, config)).learner if mode == "adaptive" and runtime.store is not None else None
         tasks = state.get("tasks") or {}
         plan = plan_allocations(
             tasks,
