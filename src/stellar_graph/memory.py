@@ -20,10 +20,11 @@ loss is a few observations of a bounded window, not correctness.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import ConfigurationError
@@ -36,10 +37,14 @@ __all__ = [
     "PREDICTION_NAMESPACE",
     "REPLAY_NAMESPACE",
     "Learned",
+    "Memory",
     "load_learned",
     "load_predictor",
+    "load_replay",
+    "read_memory",
     "save_learned",
     "save_predictor",
+    "write_memory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,18 +57,22 @@ _PREDICTOR_KEY = "predictor"
 _LEARNER_KEY = "learner"
 
 
+def _predictor_from(value: Any) -> CompletionPredictor:
+    if value is None:
+        return CompletionPredictor()
+    try:
+        return CompletionPredictor.from_dict(value)
+    except ConfigurationError:
+        logger.warning("stored predictor state is unreadable; starting from the prior", exc_info=True)
+        return CompletionPredictor()
+
+
 async def load_predictor(store: BaseStore | None) -> CompletionPredictor:
     """The stored predictor, or a fresh (prior-based) one when there is none or it is unreadable."""
     if store is None:
         return CompletionPredictor()
     item = await store.aget(PREDICTION_NAMESPACE, _PREDICTOR_KEY)
-    if item is None:
-        return CompletionPredictor()
-    try:
-        return CompletionPredictor.from_dict(item.value)
-    except ConfigurationError:
-        logger.warning("stored predictor state is unreadable; starting from the prior", exc_info=True)
-        return CompletionPredictor()
+    return _predictor_from(item.value if item else None)
 
 
 async def save_predictor(store: BaseStore | None, predictor: CompletionPredictor) -> None:
@@ -87,6 +96,44 @@ class Learned:
     """Whether ``learner.buffer`` holds the stored entries (else only the ones logged since)."""
 
 
+@dataclass
+class Memory:
+    """Everything one optimizer or allocator pass reads from the Store, read in one batch."""
+
+    learned: Learned
+    predictor: CompletionPredictor
+    agent_stats: dict[str, dict[str, Any]]
+    """Per-agent outcome totals of the agents asked for."""
+
+
+async def read_memory(store: BaseStore | None, config: OrchestraConfig, *, agents: Iterable[str] = ()) -> Memory:
+    """The learner (without replay entries), the predictor and some agents' totals: one Store batch."""
+    ids = sorted(set(agents))
+    if store is None:
+        stats = {a: _fresh_stats() for a in ids}
+        return Memory(Learned(Learner.from_config(config), replay_loaded=True), CompletionPredictor(), stats)
+    ops = [GetOp(LEARNING_NAMESPACE, _LEARNER_KEY), GetOp(PREDICTION_NAMESPACE, _PREDICTOR_KEY)]
+    ops += [GetOp(AGENT_STATS_NAMESPACE, a) for a in ids]
+    values = [it.value if isinstance(it, Item) else None for it in await store.abatch(ops)]
+    learner_value, predictor_value, *stat_values = values
+    stats = {a: dict(v) if v else _fresh_stats() for a, v in zip(ids, stat_values, strict=True)}
+    return Memory(_learned_from(config, learner_value), _predictor_from(predictor_value), stats)
+
+
+async def write_memory(store: BaseStore | None, memory: Memory, *, logged: int = 0) -> None:
+    """Save what :func:`read_memory` read, and ``logged`` new replay entries: one Store batch."""
+    if store is None:
+        return
+    ops = _learned_ops(memory.learned, logged)
+    ops.append(PutOp(PREDICTION_NAMESPACE, _PREDICTOR_KEY, memory.predictor.to_dict()))
+    ops += [PutOp(AGENT_STATS_NAMESPACE, a, v) for a, v in memory.agent_stats.items()]
+    await store.abatch(ops)
+
+
+def _fresh_stats() -> dict[str, Any]:
+    return {"completed": 0, "failed": 0, "minutes": 0.0, "tokens": 0}
+
+
 async def load_learned(
     store: BaseStore | None, config: OrchestraConfig, *, replay: bool = False
 ) -> Learned:
@@ -99,29 +146,37 @@ async def load_learned(
     if store is None:
         return Learned(Learner.from_config(config), replay_loaded=True)
     item = await store.aget(LEARNING_NAMESPACE, _LEARNER_KEY)
-    value: dict[str, Any] = dict(item.value) if item else {}
-    try:
-        learner = Learner.restore(config, value.get("core"))
-    except ConfigurationError:
-        logger.warning("stored learning state is unreadable; starting afresh", exc_info=True)
-        learner, value = Learner.from_config(config), {}
-    learned = Learned(
-        learner, int(value.get("replay_seq", 0)), value.get("optimized_at"), int(value.get("reviewed_seq", 0))
-    )
+    learned = _learned_from(config, item.value if item else None)
     if replay:
-        await _load_replay(store, learned)
+        await load_replay(store, learned)
     return learned
 
 
 async def save_learned(store: BaseStore | None, learned: Learned, *, logged: int = 0) -> None:
     """Persist the learner's core and the ``logged`` newest replay entries (no-op without a store)."""
-    if store is None:
-        return
+    if store is not None:
+        await store.abatch(_learned_ops(learned, logged))
+
+
+def _learned_from(config: OrchestraConfig, stored: Mapping[str, Any] | None) -> Learned:
+    value: Mapping[str, Any] = stored or {}
+    try:
+        learner = Learner.restore(config, value.get("core"))
+    except ConfigurationError:
+        logger.warning("stored learning state is unreadable; starting afresh", exc_info=True)
+        learner, value = Learner.from_config(config), {}
+    return Learned(
+        learner, int(value.get("replay_seq", 0)), value.get("optimized_at"), int(value.get("reviewed_seq", 0))
+    )
+
+
+def _learned_ops(learned: Learned, logged: int) -> list[PutOp]:
+    """Puts for the ``logged`` newest replay entries (advancing ``replay_seq``) and the core."""
     buffer = learned.learner.buffer
-    fresh = buffer.to_dict()["entries"][len(buffer) - min(logged, len(buffer)) :]
-    for entry in fresh:
+    ops = []
+    for entry in buffer.to_dict()["entries"][len(buffer) - min(logged, len(buffer)) :]:
         slot = learned.replay_seq % buffer.capacity
-        await store.aput(REPLAY_NAMESPACE, f"{slot:08d}", {"seq": learned.replay_seq, "entry": entry}, index=False)
+        ops.append(PutOp(REPLAY_NAMESPACE, f"{slot:08d}", {"seq": learned.replay_seq, "entry": entry}, index=False))
         learned.replay_seq += 1
     core = {
         "core": learned.learner.core_dict(),
@@ -129,10 +184,14 @@ async def save_learned(store: BaseStore | None, learned: Learned, *, logged: int
         "optimized_at": learned.optimized_at,
         "reviewed_seq": learned.reviewed_seq,
     }
-    await store.aput(LEARNING_NAMESPACE, _LEARNER_KEY, core, index=False)
+    ops.append(PutOp(LEARNING_NAMESPACE, _LEARNER_KEY, core, index=False))
+    return ops
 
 
-async def _load_replay(store: BaseStore, learned: Learned) -> None:
+async def load_replay(store: BaseStore, learned: Learned) -> None:
+    """Fill ``learned.learner.buffer`` with the stored entries (then the ones logged since)."""
+    if learned.replay_loaded:
+        return
     buffer = learned.learner.buffer
     items = await store.asearch(REPLAY_NAMESPACE, limit=buffer.capacity)
     # Slots beyond a shrunken capacity may linger: keep only the newest ``capacity`` entries.

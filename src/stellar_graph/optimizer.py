@@ -29,7 +29,15 @@ from langgraph.store.base import BaseStore
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import InvalidInputError
 from stellar_graph.learning import Decision, Outcome
-from stellar_graph.memory import Learned, load_learned, load_predictor, save_learned, save_predictor
+from stellar_graph.memory import (
+    Learned,
+    Memory,
+    load_learned,
+    load_replay,
+    read_memory,
+    save_learned,
+    write_memory,
+)
 
 __all__ = ["REVIEW_MIN_NEW_DECISIONS", "SystemOptimizer", "outcome_of"]
 
@@ -93,6 +101,9 @@ class SystemOptimizer:
     async def learn_from_system_behavior(self, outcomes: Iterable[Outcome | Mapping[str, Any]]) -> dict[str, int]:
         """Learn from finished work: success posteriors, replay log, duration calibration.
 
+        The graph's optimizer node already learns every run's outcomes; call this to feed
+        outcomes from outside the graph.
+
         Args:
             outcomes: :class:`Outcome` objects or dicts of their fields (``agent_id``,
                 ``success``, optional ``skills``, ``quality``, ``estimated_minutes``,
@@ -106,18 +117,29 @@ class SystemOptimizer:
             InvalidInputError: an outcome names a bad field; nothing is learned from the batch.
         """
         batch = [o if isinstance(o, Outcome) else Outcome.from_dict(_outcome_dict(o)) for o in outcomes]
-        learned = await self.load()
-        predictor = await load_predictor(self.store)
-        counts = learned.learner.learn(batch, predictor=predictor)
-        if learned.learner.policy.explores:
-            # The allocator only reads the Store; decisions are counted here, as their outcomes
-            # arrive (the count drives the exploration schedule).
-            learned.learner.policy.t += sum(1 for o in batch if o.decision is not None)
-        if counts["calibrated"]:
-            await save_predictor(self.store, predictor)
-        if counts["learned"]:
-            await save_learned(self.store, learned, logged=counts["logged"])
+        memory = await read_memory(self.store, self.config)
+        counts = _learn(memory, batch)
+        await write_memory(self.store, memory, logged=counts["logged"])
         return counts
+
+    async def after_run(
+        self, finished: Sequence[Mapping[str, Any]], allocations: Mapping[str, Mapping[str, Any]], *, imbalance: bool
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The optimizer node's work: one Store read, one write (and the replay when reviewing).
+
+        Adds the finished tasks to the per-agent totals, learns from their outcomes, and reviews
+        the strategy if :meth:`orchestrate_system_optimization` would.
+
+        Returns:
+            (the review report or ``None``, :meth:`summary`).
+        """
+        memory = await read_memory(self.store, self.config, agents=(t["agent_id"] for t in finished))
+        _add_totals(memory.agent_stats, finished)
+        counts = _learn(memory, [outcome_of(t, allocations.get(t.get("allocation_id") or "")) for t in finished])
+        reason = self._review_due(memory.learned, imbalance=imbalance)
+        report = await self._review(memory.learned, reason) if reason else None
+        await write_memory(self.store, memory, logged=counts["logged"])
+        return report, self._summary(memory.learned)
 
     async def improve_orchestration_strategies(
         self, candidates: Sequence[Mapping[str, float]] | None = None
@@ -153,7 +175,47 @@ class SystemOptimizer:
             candidate's replayed before/after), ``weights`` (in force now), ``learning_score``
             and ``at``.
         """
-        learned = await self.load(replay=True)
+        learned = await self.load()
+        report = await self._review(learned, reason)
+        await save_learned(self.store, learned)
+        return report
+
+    async def orchestrate_system_optimization(self, *, imbalance: bool = False) -> dict[str, Any] | None:
+        """Run :meth:`optimize_system_performance` when it is due, else return ``None``.
+
+        Due when at least :data:`REVIEW_MIN_NEW_DECISIONS` decisions were logged since the last
+        review and either the run raised a ``workload_imbalance`` (``imbalance=True``) or
+        ``optimization.optimization_frequency_minutes`` have passed on the orchestra's clock since
+        the last review (or there was none). ``static`` and ``dynamic`` modes log no decisions,
+        so the graph never reviews them; call :meth:`optimize_system_performance` directly.
+        """
+        learned = await self.load()
+        reason = self._review_due(learned, imbalance=imbalance)
+        if reason is None:
+            return None
+        report = await self._review(learned, reason)
+        await save_learned(self.store, learned)
+        return report
+
+    async def summary(self) -> dict[str, Any]:
+        """What was learned: mode, live weighting, decisions, learning score, per-agent posteriors."""
+        return self._summary(await self.load())
+
+    # -- in-memory steps (the callers load and save) ---------------------------------------
+    def _review_due(self, learned: Learned, *, imbalance: bool) -> str | None:
+        if self.mode != "adaptive" or learned.replay_seq - learned.reviewed_seq < REVIEW_MIN_NEW_DECISIONS:
+            return None
+        if imbalance:
+            return "workload_imbalance"
+        last = learned.optimized_at
+        period = timedelta(minutes=self.config.optimization.optimization_frequency_minutes)
+        if last is not None and self.clock() - datetime.fromisoformat(last) < period:
+            return None
+        return "schedule"
+
+    async def _review(self, learned: Learned, reason: str) -> dict[str, Any]:
+        if self.store is not None:
+            await load_replay(self.store, learned)
         learner = learned.learner
         old = learner.weights
         before = learner.strategies.evaluate(old, learner.buffer).value
@@ -163,7 +225,6 @@ class SystemOptimizer:
         gain = 100.0 * (after - before) / before if applied and before and after is not None else 0.0
         now = self.clock()
         learned.optimized_at, learned.reviewed_seq = now.isoformat(), learned.replay_seq
-        await save_learned(self.store, learned)
         report = {
             "reason": reason,
             "mode": self.mode,
@@ -181,31 +242,7 @@ class SystemOptimizer:
         logger.info("optimisation (%s): %d candidates, improvement %.2f%%", reason, len(results), report["improvement_percentage"])
         return report
 
-    async def orchestrate_system_optimization(self, *, imbalance: bool = False) -> dict[str, Any] | None:
-        """Run :meth:`optimize_system_performance` when it is due, else return ``None``.
-
-        Due when at least :data:`REVIEW_MIN_NEW_DECISIONS` decisions were logged since the last
-        review and either the run raised a ``workload_imbalance`` (``imbalance=True``) or
-        ``optimization.optimization_frequency_minutes`` have passed on the orchestra's clock since
-        the last review (or there was none). ``static`` and ``dynamic`` modes log no decisions,
-        so the graph never reviews them; call :meth:`optimize_system_performance` directly.
-        """
-        if self.mode != "adaptive":
-            return None
-        learned = await self.load()
-        if learned.replay_seq - learned.reviewed_seq < REVIEW_MIN_NEW_DECISIONS:
-            return None
-        if imbalance:
-            return await self.optimize_system_performance(reason="workload_imbalance")
-        last = learned.optimized_at
-        period = timedelta(minutes=self.config.optimization.optimization_frequency_minutes)
-        if last is not None and self.clock() - datetime.fromisoformat(last) < period:
-            return None
-        return await self.optimize_system_performance(reason="schedule")
-
-    async def summary(self) -> dict[str, Any]:
-        """What was learned: mode, live weighting, decisions, learning score, per-agent posteriors."""
-        learned = await self.load()
+    def _summary(self, learned: Learned) -> dict[str, Any]:
         learner = learned.learner
         return {
             "mode": self.mode,
@@ -217,6 +254,27 @@ class SystemOptimizer:
             "optimized_at": learned.optimized_at,
             "agents": {a: learner.model.summary(a) for a in learner.model.agents},
         }
+
+
+def _learn(memory: Memory, batch: Sequence[Outcome]) -> dict[str, int]:
+    learner = memory.learned.learner
+    counts = learner.learn(batch, predictor=memory.predictor)
+    if learner.policy.explores:
+        # The allocator only reads the Store; decisions are counted here, as their outcomes
+        # arrive (the count drives the exploration schedule).
+        learner.policy.t += sum(1 for o in batch if o.decision is not None)
+    return counts
+
+
+def _add_totals(stats: dict[str, dict[str, Any]], finished: Sequence[Mapping[str, Any]]) -> None:
+    """Per-agent outcome totals (completed, failed, reported minutes, tokens)."""
+    for task in finished:
+        totals = stats[task["agent_id"]]
+        report = task.get("report") or {}
+        usage = report.get("usage") or {}
+        totals["completed" if task["status"] == "completed" else "failed"] += 1
+        totals["minutes"] += float(report.get("duration_minutes") or 0.0)
+        totals["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
 
 
 def _outcome_dict(value: object) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from stellar_graph.board import FINISHED
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.memory import AGENT_STATS_NAMESPACE
-from stellar_graph.optimizer import SystemOptimizer, outcome_of
+from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.state import OrchestraState
 
 __all__ = ["AGENT_STATS_NAMESPACE", "make_optimizer"]
@@ -30,40 +30,19 @@ def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
 
     async def optimizer(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks = state.get("tasks") or {}
-        allocations = state.get("allocations") or {}
         fresh = [t for t in tasks.values() if t.get("status") in FINISHED and t.get("agent_id") and not t.get("learned")]
         update: dict[str, Any] = {"tasks": {t["id"]: {"learned": True} for t in fresh}, "metrics": {"optimizer_runs": 1}}
         if runtime.store is None:
             return update
-        opt = SystemOptimizer(config, runtime.store, clock=clock)
-        if fresh:
-            await _record_outcomes(runtime.store, fresh)
-            await opt.learn_from_system_behavior(outcome_of(t, allocations.get(t.get("allocation_id", ""))) for t in fresh)
         imbalance = state.get("imbalance") or {}
-        report = await opt.orchestrate_system_optimization(imbalance=bool(imbalance.get("review")))
+        opt = SystemOptimizer(config, runtime.store, clock=clock)
+        report, update["learning"] = await opt.after_run(fresh, state.get("allocations") or {}, imbalance=bool(imbalance.get("review")))
         if imbalance.get("review"):
             update["imbalance"] = {**imbalance, "review": False}
         if report is not None:
             event = {"type": "system_optimized", **{k: report[k] for k in ("reason", "improvement_percentage", "before", "after", "actions", "at")}}
             update["events"] = [event]
             update["metrics"]["optimizations"] = 1
-        update["learning"] = await opt.summary()
         return update
 
     return optimizer
-
-
-async def _record_outcomes(store: Any, finished: list[dict[str, Any]]) -> None:
-    by_agent: dict[str, list[dict[str, Any]]] = {}
-    for task in finished:
-        by_agent.setdefault(task["agent_id"], []).append(task)
-    for agent_id, done in by_agent.items():
-        item = await store.aget(AGENT_STATS_NAMESPACE, agent_id)
-        stats = dict(item.value) if item else {"completed": 0, "failed": 0, "minutes": 0.0, "tokens": 0}
-        for task in done:
-            report = task.get("report") or {}
-            usage = report.get("usage") or {}
-            stats["completed" if task["status"] == "completed" else "failed"] += 1
-            stats["minutes"] += float(report.get("duration_minutes") or 0.0)
-            stats["tokens"] += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-        await store.aput(AGENT_STATS_NAMESPACE, agent_id, stats)
