@@ -197,3 +197,21 @@ def test_a_bad_exploration_strategy_names_the_key_and_the_choices() -> None:
     with pytest.raises(ConfigurationError, match="learning_parameters.exploration_strategy") as info:
         OrchestraConfig.from_dict({"learning_parameters": {"exploration_strategy": "ucb"}})
     assert "thompson" in str(info.value)
+
+
+async def test_the_optimizer_node_reviews_once_enough_decisions_are_logged(fixed_clock) -> None:
+    seen: list[dict] = []
+    async with StellarOrchestra(MEMORY, clock=fixed_clock) as orchestra:
+        orchestra.on("system_optimized", seen.append)
+        for i in range(4):
+            await orchestra.register_agent(EDISON.default_profile(f"edison-00{i}", capacity=25))
+        for batch in range(3):  # 300 tied tasks: each one a logged decision when its pick had a slot
+            await orchestra.orchestrate_multiple_tasks(
+                [{"id": f"b{batch}-{i}", "description": "Build", "required_skills": ["engineering"]} for i in range(100)]
+            )
+            await orchestra.wait_idle()
+        summary = await orchestra.system_optimizer.summary()
+    assert summary["decisions"] == 300 and summary["decisions_logged"] >= REVIEW_MIN_NEW_DECISIONS
+    [event] = seen  # the schedule's first review; the next needs 200 more logged decisions
+    assert event["reason"] == "schedule" and summary["optimized_at"] == event["at"]
+    assert event["improvement_percentage"] >= 0.0

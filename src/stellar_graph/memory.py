@@ -87,13 +87,20 @@ class Learned:
 
     learner: Learner
     replay_seq: int = 0
-    """Decisions ever logged to the replay ring (the next one goes to slot ``seq % capacity``)."""
+    """Decisions ever saved to the replay ring (the next one goes to slot ``seq % capacity``)."""
+    unsaved: int = 0
+    """Decisions logged to ``learner.buffer`` since the load, not yet in the Store (the newest)."""
     optimized_at: str | None = None
     """When the optimizer last reviewed the strategy (ISO 8601)."""
     reviewed_seq: int = 0
     """``replay_seq`` at the last review (reviews wait for new evidence)."""
     replay_loaded: bool = False
     """Whether ``learner.buffer`` holds the stored entries (else only the ones logged since)."""
+
+    @property
+    def logged(self) -> int:
+        """Decisions ever logged, saved or not."""
+        return self.replay_seq + self.unsaved
 
 
 @dataclass
@@ -120,11 +127,11 @@ async def read_memory(store: BaseStore | None, config: OrchestraConfig, *, agent
     return Memory(_learned_from(config, learner_value), _predictor_from(predictor_value), stats)
 
 
-async def write_memory(store: BaseStore | None, memory: Memory, *, logged: int = 0) -> None:
-    """Save what :func:`read_memory` read, and ``logged`` new replay entries: one Store batch."""
+async def write_memory(store: BaseStore | None, memory: Memory) -> None:
+    """Save what :func:`read_memory` read, and the unsaved replay entries: one Store batch."""
     if store is None:
         return
-    ops = _learned_ops(memory.learned, logged)
+    ops = _learned_ops(memory.learned)
     ops.append(PutOp(PREDICTION_NAMESPACE, _PREDICTOR_KEY, memory.predictor.to_dict()))
     ops += [PutOp(AGENT_STATS_NAMESPACE, a, v) for a, v in memory.agent_stats.items()]
     await store.abatch(ops)
@@ -152,10 +159,10 @@ async def load_learned(
     return learned
 
 
-async def save_learned(store: BaseStore | None, learned: Learned, *, logged: int = 0) -> None:
-    """Persist the learner's core and the ``logged`` newest replay entries (no-op without a store)."""
+async def save_learned(store: BaseStore | None, learned: Learned) -> None:
+    """Persist the learner's core and its unsaved replay entries (no-op without a store)."""
     if store is not None:
-        await store.abatch(_learned_ops(learned, logged))
+        await store.abatch(_learned_ops(learned))
 
 
 def _learned_from(config: OrchestraConfig, stored: Mapping[str, Any] | None) -> Learned:
@@ -166,15 +173,20 @@ def _learned_from(config: OrchestraConfig, stored: Mapping[str, Any] | None) -> 
         logger.warning("stored learning state is unreadable; starting afresh", exc_info=True)
         learner, value = Learner.from_config(config), {}
     return Learned(
-        learner, int(value.get("replay_seq", 0)), value.get("optimized_at"), int(value.get("reviewed_seq", 0))
+        learner,
+        replay_seq=int(value.get("replay_seq", 0)),
+        optimized_at=value.get("optimized_at"),
+        reviewed_seq=int(value.get("reviewed_seq", 0)),
     )
 
 
-def _learned_ops(learned: Learned, logged: int) -> list[PutOp]:
-    """Puts for the ``logged`` newest replay entries (advancing ``replay_seq``) and the core."""
+def _learned_ops(learned: Learned) -> list[PutOp]:
+    """Puts for the unsaved replay entries (moving them into ``replay_seq``) and the core."""
     buffer = learned.learner.buffer
     ops = []
-    for entry in buffer.to_dict()["entries"][len(buffer) - min(logged, len(buffer)) :]:
+    fresh = buffer.to_dict()["entries"][len(buffer) - min(learned.unsaved, len(buffer)) :]
+    learned.unsaved = 0
+    for entry in fresh:
         slot = learned.replay_seq % buffer.capacity
         ops.append(PutOp(REPLAY_NAMESPACE, f"{slot:08d}", {"seq": learned.replay_seq, "entry": entry}, index=False))
         learned.replay_seq += 1

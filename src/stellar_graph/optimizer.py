@@ -119,7 +119,7 @@ class SystemOptimizer:
         batch = [o if isinstance(o, Outcome) else Outcome.from_dict(_outcome_dict(o)) for o in outcomes]
         memory = await read_memory(self.store, self.config)
         counts = _learn(memory, batch)
-        await write_memory(self.store, memory, logged=counts["logged"])
+        await write_memory(self.store, memory)
         return counts
 
     async def after_run(
@@ -135,10 +135,10 @@ class SystemOptimizer:
         """
         memory = await read_memory(self.store, self.config, agents=(t["agent_id"] for t in finished))
         _add_totals(memory.agent_stats, finished)
-        counts = _learn(memory, [outcome_of(t, allocations.get(t.get("allocation_id") or "")) for t in finished])
+        _learn(memory, [outcome_of(t, allocations.get(t.get("allocation_id") or "")) for t in finished])
         reason = self._review_due(memory.learned, imbalance=imbalance)
         report = await self._review(memory.learned, reason) if reason else None
-        await write_memory(self.store, memory, logged=counts["logged"])
+        await write_memory(self.store, memory)
         return report, self._summary(memory.learned)
 
     async def improve_orchestration_strategies(
@@ -203,7 +203,7 @@ class SystemOptimizer:
 
     # -- in-memory steps (the callers load and save) ---------------------------------------
     def _review_due(self, learned: Learned, *, imbalance: bool) -> str | None:
-        if self.mode != "adaptive" or learned.replay_seq - learned.reviewed_seq < REVIEW_MIN_NEW_DECISIONS:
+        if self.mode != "adaptive" or learned.logged - learned.reviewed_seq < REVIEW_MIN_NEW_DECISIONS:
             return None
         if imbalance:
             return "workload_imbalance"
@@ -224,7 +224,7 @@ class SystemOptimizer:
         after = learner.strategies.evaluate(learner.weights, learner.buffer).value
         gain = 100.0 * (after - before) / before if applied and before and after is not None else 0.0
         now = self.clock()
-        learned.optimized_at, learned.reviewed_seq = now.isoformat(), learned.replay_seq
+        learned.optimized_at, learned.reviewed_seq = now.isoformat(), learned.logged
         report = {
             "reason": reason,
             "mode": self.mode,
@@ -249,7 +249,7 @@ class SystemOptimizer:
             "weights": learner.weights,
             "previous_weights": learner.strategies.previous,
             "decisions": learner.policy.t,
-            "decisions_logged": learned.replay_seq,
+            "decisions_logged": learned.logged,
             "learning_score": learner.score.value(),
             "optimized_at": learned.optimized_at,
             "agents": {a: learner.model.summary(a) for a in learner.model.agents},
@@ -259,6 +259,7 @@ class SystemOptimizer:
 def _learn(memory: Memory, batch: Sequence[Outcome]) -> dict[str, int]:
     learner = memory.learned.learner
     counts = learner.learn(batch, predictor=memory.predictor)
+    memory.learned.unsaved += counts["logged"]
     if learner.policy.explores:
         # The allocator only reads the Store; decisions are counted here, as their outcomes
         # arrive (the count drives the exploration schedule).
