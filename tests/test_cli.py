@@ -20,6 +20,7 @@ def test_run_bundled_scenario_writes_a_report(tmp_path: Path, capsys: pytest.Cap
     assert "SIMULATED agents" in out
     assert "allocated   ethics-framework -> atlas-001" in out  # progress while it runs
     assert "coral-survey" in out and "missing skill(s): marine_biology" in out  # who got what and why
+    assert " None" not in out  # every progress line names what it is about (an event without a task once printed None)
     data = json.loads(report.read_text())
     assert data["simulated"] is True
     statuses = {t: r["status"] for t, r in data["tasks"].items()}

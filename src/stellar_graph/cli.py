@@ -198,6 +198,10 @@ def _progress_line(event: dict[str, Any]) -> str:
         return collaboration_progress_line(event)
     if kind == "agent_registered":
         return f"  registered  {event.get('agent_id')}"
+    if kind == "workload_imbalance":
+        return f"  imbalance   busiest {event.get('busiest_agent')} (backlog ratio {event.get('ratio')})"
+    if kind == "system_optimized":
+        return f"  optimised   {event.get('reason')}: improvement {event.get('improvement_percentage')}%"
     task, agent = event.get("task_id"), event.get("agent_id")
     if kind == "task_failed":
         return f"  failed      {task} on {agent}: {event.get('error')}"
