@@ -223,8 +223,8 @@ def _place_overflow(
     Load-aware: on the slot finishing it earliest among near-best agents; else behind its best.
     """
     if scores.feasible.any():
-        best = int(np.argmax(np.where(scores.feasible, scores.total, -np.inf)))
-        bind(record, scores, queues.earliest_finish(scores) if load_aware else best, queues)
+        best = queues.earliest_finish(scores) if load_aware else int(np.argmax(np.where(scores.feasible, scores.total, -np.inf)))
+        bind(record, scores, best, queues)
         return
     reasons = {**scores.reasons(), **{pool.ids[i]: "failed this task before" for i in _excluded(record, pool)}}
     if not record.get("excluded_agents"):

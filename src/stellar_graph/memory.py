@@ -43,7 +43,6 @@ __all__ = [
     "load_replay",
     "read_memory",
     "save_learned",
-    "save_predictor",
     "write_memory",
 ]
 
@@ -75,12 +74,6 @@ async def load_predictor(store: BaseStore | None) -> CompletionPredictor:
     return _predictor_from(item.value if item else None)
 
 
-async def save_predictor(store: BaseStore | None, predictor: CompletionPredictor) -> None:
-    """Persist the predictor (no-op without a store)."""
-    if store is not None:
-        await store.aput(PREDICTION_NAMESPACE, _PREDICTOR_KEY, predictor.to_dict())
-
-
 @dataclass
 class Learned:
     """The learner as loaded from the Store, with the bookkeeping needed to save it back."""
@@ -93,7 +86,7 @@ class Learned:
     optimized_at: str | None = None
     """When the optimizer last reviewed the strategy (ISO 8601)."""
     reviewed_seq: int = 0
-    """``replay_seq`` at the last review (reviews wait for new evidence)."""
+    """:attr:`logged` at the last review (reviews wait for new evidence)."""
     replay_loaded: bool = False
     """Whether ``learner.buffer`` holds the stored entries (else only the ones logged since)."""
 

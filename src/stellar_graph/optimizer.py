@@ -218,10 +218,10 @@ class SystemOptimizer:
             await load_replay(self.store, learned)
         learner = learned.learner
         old = learner.weights
-        before = learner.strategies.evaluate(old, learner.buffer).value
-        results = learner.improve()
+        results = learner.improve()  # each result carries the replayed before/after estimates
         applied = [r for r in results if r["applied"]]
-        after = learner.strategies.evaluate(learner.weights, learner.buffer).value
+        before = results[0]["before"] if results else learner.strategies.evaluate(old, learner.buffer).value
+        after = applied[0]["after"] if applied else before
         gain = 100.0 * (after - before) / before if applied and before and after is not None else 0.0
         now = self.clock()
         learned.optimized_at, learned.reviewed_seq = now.isoformat(), learned.logged
@@ -230,7 +230,7 @@ class SystemOptimizer:
             "mode": self.mode,
             "metric": "replayed_success_rate",
             "before": before,
-            "after": after if applied else before,
+            "after": after,
             "improvement_percentage": round(max(gain, 0.0), 4),
             "actions": [{"action": "weight_change", "from": old, "to": learner.weights}] if applied else [],
             "candidates": results,

@@ -24,7 +24,6 @@ the expected share of tasks lost to choosing a worse agent than the best at that
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -54,7 +53,6 @@ __all__ = [
     "format_table",
     "load_scenario",
     "run_strategy",
-    "simulate",
     "summary_table",
     "write_report",
 ]
@@ -165,7 +163,7 @@ class StrategyRun:
         return float(self.successes.mean())
 
 
-def _config(strategy: str, scenario: Scenario) -> dict[str, Any]:
+def _config(strategy: str) -> dict[str, Any]:
     mode = {"adaptive": "adaptive", "epsilon": "adaptive", "static": "static"}.get(strategy, "dynamic")
     config: dict[str, Any] = {
         "orchestration_mode": mode,
@@ -208,7 +206,7 @@ async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: i
          "capabilities": [scenario.skill, f"route-{i}"]}
         for i, a in enumerate(ids)
     ]
-    graph = create_orchestra(_config(strategy, scenario), model=_model(truth, seed, tasks + 10), seed=seed)
+    graph = create_orchestra(_config(strategy), model=_model(truth, seed, tasks + 10), seed=seed)
     app = graph.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
     picker = np.random.default_rng(seed + 7_919)
     chosen = np.full(tasks, -1)
@@ -243,11 +241,6 @@ async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: i
     expected = truth[np.arange(tasks), chosen]
     return StrategyRun(strategy, seed, chosen, expected, truth.max(axis=1), successes, busy,
                        time.perf_counter() - started, learning)
-
-
-def simulate(scenario: Scenario, strategies: Sequence[str], *, tasks: int, seeds: Sequence[int]) -> list[StrategyRun]:
-    """Every strategy on every seed (sequentially: each run is a full orchestra)."""
-    return [asyncio.run(run_strategy(s, scenario, tasks=tasks, seed=seed)) for seed in seeds for s in strategies]
 
 
 def summary_table(runs: Sequence[StrategyRun]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from langgraph.types import Command, Send
 
 from stellar_graph.board import WAITING, imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.memory import read_memory
+from stellar_graph.memory import load_predictor, read_memory
 from stellar_graph.nodes import StateNode
 from stellar_graph.nodes.escalation import after_work
 from stellar_graph.state import OrchestraState
@@ -36,9 +36,13 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
 
     async def allocator(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         now = clock()
-        memory = await read_memory(runtime.store, config)  # one Store batch: learner and predictor
         # Learning lives in the Store: without one, adaptive mode allocates as dynamic does.
-        learner = memory.learned.learner if mode == "adaptive" and runtime.store is not None else None
+        learner = None
+        if mode == "adaptive" and runtime.store is not None:
+            memory = await read_memory(runtime.store, config)  # one Store batch: learner and predictor
+            learner, predictor = memory.learned.learner, memory.predictor
+        else:
+            predictor = await load_predictor(runtime.store)
         tasks = state.get("tasks") or {}
         plan = plan_allocations(
             tasks,
@@ -50,7 +54,7 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
             dependency_failure=alloc.dependency_failure,
             strategies=config.emergency_protocols.recovery_strategies,
             fallback_agent=config.emergency_protocols.fallback_agent,
-            predictor=memory.predictor,
+            predictor=predictor,
             learner=learner,
             rng=np.random.default_rng([seed, _waiting_digest(tasks)]),
             load_aware=mode != "static",
