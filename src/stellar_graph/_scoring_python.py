@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stellar_graph.errors import ConfigurationError
-from stellar_graph.models import FACTORS
+from stellar_graph.models import DEFAULT_CAPACITY, FACTORS
 
 __all__ = [
     "TIE_EPS",
@@ -306,7 +306,7 @@ def _py_resources(
 
 def _py_workload(agent: Mapping[str, Any], reasons: list[str]) -> float:
     load = int(agent.get("load", 0))
-    capacity = int(agent.get("capacity", 3))
+    capacity = int(agent.get("capacity", DEFAULT_CAPACITY))
     if not agent.get("healthy", True):
         reasons.append("unhealthy")
     if load >= capacity:

@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from stellar_graph.collaboration.stats import collaboration_metrics
+from stellar_graph.models import DEFAULT_CAPACITY
 
 __all__ = ["performance_metrics"]
 
@@ -164,8 +165,7 @@ def _utilisation(
     span = (max(ends) - min(starts)).total_seconds() / 60
     if span <= 0:
         return {}
-    # 3 = AgentProfile.capacity's default, the one AgentPool.from_records assumes too
     return {
-        a: round(minutes / (int((agents.get(a) or {}).get("capacity", 3)) * span), 6)
+        a: round(minutes / (int((agents.get(a) or {}).get("capacity", DEFAULT_CAPACITY)) * span), 6)
         for a, minutes in busy.items()
     }

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stellar_graph.errors import InvalidInputError
 
 __all__ = [
+    "DEFAULT_CAPACITY",
     "FACTORS",
     "Allocation",
     "AgentProfile",
@@ -29,6 +30,8 @@ __all__ = [
 
 Priority = Literal["low", "medium", "high", "critical"]
 PRIORITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+DEFAULT_CAPACITY = 3
+"""Concurrent tasks of an agent whose profile does not say (records without the key read it too)."""
 FACTORS = ("skills", "resources", "workload", "deadline", "collaboration")
 AllocationStatus = Literal["queued", "allocated", "running", "completed", "failed", "refused"]
 
@@ -140,7 +143,7 @@ class AgentProfile(_Edge):
     agent_type: str = Field(min_length=1)
     capabilities: list[str] | dict[str, float] = Field(default_factory=list)
     specializations: list[str] | dict[str, float] = Field(default_factory=list)
-    capacity: int = Field(default=3, ge=1, le=10_000, description="Concurrent tasks.")
+    capacity: int = Field(default=DEFAULT_CAPACITY, ge=1, le=10_000, description="Concurrent tasks.")
     resources: dict[str, float] = Field(default_factory=dict)
     collaboration_preferences: CollaborationPreferences = Field(
         default_factory=CollaborationPreferences

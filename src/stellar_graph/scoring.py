@@ -41,7 +41,7 @@ from stellar_graph._scoring_python import (
     validate_weights,
 )
 from stellar_graph.errors import ConfigurationError, DuplicateAgentError, UnknownAgentError
-from stellar_graph.models import FACTORS
+from stellar_graph.models import DEFAULT_CAPACITY, FACTORS
 
 __all__ = [
     "TIE_EPS",
@@ -189,7 +189,7 @@ class AgentPool:
             types=tuple(str(a.get("agent_type", "")) for a in agents),
             skill_index=skill_index,
             skills=skills,
-            capacity=np.array([int(a.get("capacity", 3)) for a in agents], dtype=np.int64),
+            capacity=np.array([int(a.get("capacity", DEFAULT_CAPACITY)) for a in agents], dtype=np.int64),
             load=np.array([int(a.get("load", 0)) for a in agents], dtype=np.int64),
             healthy=np.array([bool(a.get("healthy", True)) for a in agents], dtype=bool),
             resource_index=resource_index,

@@ -21,6 +21,7 @@ from langchain_core.messages import HumanMessage
 
 from stellar_graph.collaboration._llm import call_text
 from stellar_graph.collaboration.mediation import claim_conflict
+from stellar_graph.models import DEFAULT_CAPACITY
 from stellar_graph.negotiation import Bid, CallForProposals, ContractNet
 from stellar_graph.prompts import load_prompt
 from stellar_graph.scoring import AgentPool, score_task
@@ -204,7 +205,7 @@ def _ties(
             claimants = {
                 a: {
                     "load": int(team[a].get("load", 0)),
-                    "capacity": int(team[a].get("capacity", 3)),
+                    "capacity": int(team[a].get("capacity", DEFAULT_CAPACITY)),
                 }
                 for a in tied
             }

@@ -35,6 +35,7 @@ from stellar_graph.collaboration._records import (
 )
 from stellar_graph.collaboration.planning import plan_goal
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.models import DEFAULT_CAPACITY
 from stellar_graph.negotiation import ContractNet
 from stellar_graph.state import OrchestraState, merge_records
 
@@ -190,7 +191,7 @@ class WorkSteps(StepsBase):
         )
         out = {"usage": rec.get("usage"), "fallbacks": rec.get("fallbacks")}
         account(out, "planning", plan, usage)
-        capacity = {a: max(int(r.get("capacity", 3)) - int(r["load"]), 0) for a, r in team.items()}
+        capacity = {a: max(int(r.get("capacity", DEFAULT_CAPACITY)) - int(r["load"]), 0) for a, r in team.items()}
         net = new_net(
             plan,
             rec["agent_ids"],

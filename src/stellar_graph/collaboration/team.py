@@ -20,7 +20,7 @@ from typing import Any
 
 from stellar_graph._scoring_python import agent_skill_levels
 from stellar_graph.collaboration.models import TeamFormationError, TeamRequirements
-from stellar_graph.models import parse_model
+from stellar_graph.models import DEFAULT_CAPACITY, parse_model
 from stellar_graph.scoring import AgentPool, score_task
 
 __all__ = ["EXACT_SKILLS_LIMIT", "EXACT_WORK_LIMIT", "Team", "form_team"]
@@ -153,7 +153,7 @@ def _exclusions(
             out[agent_id] = "not a candidate"
         elif not record.get("healthy", True):
             out[agent_id] = "unhealthy"
-        elif loads.get(agent_id, 0) >= int(record.get("capacity", 3)):
+        elif loads.get(agent_id, 0) >= int(record.get("capacity", DEFAULT_CAPACITY)):
             out[agent_id] = (
                 f"no capacity ({loads.get(agent_id, 0)}/{record.get('capacity', 3)} tasks)"
             )
