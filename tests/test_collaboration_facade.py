@@ -123,7 +123,7 @@ async def test_form_cross_functional_team_fewest_then_best(fixed_clock: Any) -> 
 
 def test_vote_is_pure_and_explicit_about_no_decision(fixed_clock: Any) -> None:
     orchestra = Orchestra(MEMORY, clock=fixed_clock)  # not even started: no graph involved
-    orchestra._state = {"agents": {a["agent_id"]: a for a in _roster()}}
+    orchestra._final_state = {"agents": {a["agent_id"]: a for a in _roster()}}
     votes = [
         {"voter": "atlas-001", "choice": "approve", "reason": "sound"},
         {"voter": "edison-001", "choice": "reject", "reason": "not buildable"},

@@ -15,6 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from stellar_graph import create_orchestra
 from stellar_graph.agents.spec import ATLAS
 from stellar_graph.collaboration import collaboration_metrics
+from stellar_graph.graphs.runtime import open_runtime
 from tests.test_collaboration_fakes import AGENTS, GOAL, PLAN, TEAM, Brain, scripted_model
 
 RUN = {"configurable": {"thread_id": "collab"}, "recursion_limit": 300}
@@ -28,11 +29,10 @@ async def _run(
     config: dict[str, Any] | None = None,
     agents: list[dict[str, Any]] = AGENTS,
 ) -> tuple[dict[str, Any], Any]:
-    app = create_orchestra(config or {}, model=model, clock=clock).compile(
-        checkpointer=InMemorySaver()
-    )
-    out = await app.ainvoke({"register_agents": agents, **payload}, RUN)
-    return out, app
+    async with open_runtime(config or {}, thread_id=RUN["configurable"]["thread_id"], model=model, clock=clock,
+                            checkpointer=InMemorySaver()) as runtime:
+        out = await runtime.run({"register_agents": agents, **payload})
+    return out, runtime.control
 
 
 def _start(goal: dict[str, Any] = GOAL, team: list[str] = TEAM, **options: Any) -> dict[str, Any]:

@@ -51,8 +51,9 @@ async def test_a_retry_decision_runs_the_ladder_again_and_a_bad_one_keeps_it_esc
         await orchestra.resolve_escalations({"t1": {"action": "reassign", "agent_id": "ghost-001"}})
         assert set(orchestra.pending_escalations()) == {"t1"}  # still waiting: the decision was invalid
         assert "registered `agent_id`" in events[0]["problem"]
-        await orchestra.resolve_escalations({"t1": "retry"})
-        task = orchestra.state()["tasks"]["t1"]
+        await orchestra.resolve_escalations({"t1": "retry"})  # returns once the decision is applied
+        assert orchestra.state()["tasks"]["t1"]["status"] in {"allocated", "running"}
+        task = {**await orchestra.monitor_task_execution("alloc-t1"), **orchestra.state()["tasks"]["t1"]}
     assert (task["status"], task["result"]) == ("completed", "computed")
 
 

@@ -12,10 +12,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from stellar_graph import create_orchestra
 from stellar_graph.agents.spec import ATLAS, PYTHAGORAS
 from stellar_graph.prompts import prompts_dir
-from stellar_graph.testing import make_test_chat_openai, structured_completion
+from stellar_graph.testing import make_test_chat_openai, run_orchestra, structured_completion
 
 BASE = "http://llm.mock/v1"
-CFG = {"configurable": {"thread_id": "t-openai"}}
+THREAD = "t-openai"
+CFG = {"configurable": {"thread_id": THREAD}}
 # Retry fast and stop at reassign (no fallback): the failure itself is what these tests look at.
 NO_FALLBACK = {"emergency_protocols": {"recovery_strategies": ["retry", "reassign"], "retry_initial_interval_seconds": 0.01}}
 
@@ -47,9 +48,8 @@ async def test_task_runs_through_real_chat_openai(
         )
     )
     model = make_test_chat_openai(BASE, model="gpt-4o-mini")
-    app = create_orchestra(model=model, clock=fixed_clock).compile(checkpointer=InMemorySaver())
-
-    out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
+    saver = InMemorySaver()
+    out = await run_orchestra({"register_agents": AGENTS, "submit_tasks": [TASK]}, model=model, clock=fixed_clock, checkpointer=saver, thread_id=THREAD)
 
     # The request: the agent's model, its system prompt from prompts/, the task text, structured output.
     assert route.call_count == 1
@@ -86,16 +86,17 @@ async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=structured_completion({"nonsense": True}))
     )
-    app = create_orchestra(NO_FALLBACK, model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
-        checkpointer=InMemorySaver()
+    saver = InMemorySaver()
+    out = await run_orchestra(
+        {"register_agents": AGENTS, "submit_tasks": [TASK]}, NO_FALLBACK, model=make_test_chat_openai(BASE),
+        clock=fixed_clock, checkpointer=saver, thread_id=THREAD,
     )
-    out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
     task = out["tasks"]["proof-1"]
     assert task["status"] == "failed"
     assert "ModelBehaviorError" in task["error"]
     assert "pythagoras-001" in task["error"] and "not a valid AgentAnswer" in task["error"]
     # The registry and the board are intact: the agent is still there and healthy.
-    state = await app.aget_state(CFG)
+    state = await create_orchestra().compile(checkpointer=saver).aget_state(CFG)
     assert set(state.values["agents"]) == {"atlas-001", "pythagoras-001"}
 
 
@@ -106,10 +107,11 @@ async def test_http_500_is_a_recorded_failure_not_a_crash(
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(500, json={"error": {"message": "boom"}})
     )
-    app = create_orchestra(NO_FALLBACK, model=make_test_chat_openai(BASE), clock=fixed_clock).compile(
-        checkpointer=InMemorySaver()
+    saver = InMemorySaver()
+    out = await run_orchestra(
+        {"register_agents": AGENTS, "submit_tasks": [TASK]}, NO_FALLBACK, model=make_test_chat_openai(BASE),
+        clock=fixed_clock, checkpointer=saver, thread_id=THREAD,
     )
-    out = await app.ainvoke({"register_agents": AGENTS, "submit_tasks": [TASK]}, CFG)
     assert out["tasks"]["proof-1"]["status"] == "failed"
     assert "500" in out["tasks"]["proof-1"]["error"] or "Error" in out["tasks"]["proof-1"]["error"]
 

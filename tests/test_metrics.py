@@ -28,7 +28,7 @@ STATE = {
         "e": _task("running", None),
     },
     "metrics": {
-        "tasks_submitted": 6, "allocations": 4, "refusals": 1, "agent_calls": 3, "waves": 2,
+        "tasks_submitted": 6, "allocations": 4, "refusals": 1, "agent_calls": 3, "control_runs": 2,
         "latency_seconds_total": 210.0, "latency_samples": 3, "input_tokens": 900, "output_tokens": 120,
         "pruned_tasks": 1, "pruned_completed": 1,
     },

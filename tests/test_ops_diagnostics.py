@@ -142,7 +142,7 @@ async def test_bottlenecks_name_the_slow_agent_and_survive_maintenance(fixed_clo
     assert [a["tasks"] for a in agents] == [1, 3]
     assert agents[0]["share"] > 0.5 and abs(sum(a["share"] for a in agents) - 1) < 1e-3
     nodes = {n["node"]: n for n in before["nodes"]["top"]}
-    assert {"atlas", "edison"} <= set(nodes)  # both agent types ran in the one parallel wave
+    assert "allocator" in nodes  # the control runs' steps (agent time is in "agents")
     assert before["steps_analyzed"] > 0
     # Pruned tasks and collected node timings are still counted after maintenance.
     assert [(a["agent_id"], a["tasks"]) for a in after["agents"]["top"]] == [

@@ -207,12 +207,13 @@ async def test_emergency_shutdown_mid_run_then_a_restart_resumes_and_loses_nothi
         await second.wait_idle()
         statuses = {t: r["status"] for t, r in second.state()["tasks"].items()}
     assert report["cancelled_run"] is True and report["rejected_runs"] == 0
-    assert report["unfinished_tasks"] == [t["id"] for t in tasks]  # none reported to the board yet
-    assert report["next"] == ["pythagoras", "pythagoras"]
+    finished_before = {line.split()[1] for line in at_shutdown if line.startswith("end")}
+    # What finished was applied at once (live control runs); the runs cut off are unfinished.
+    assert report["unfinished_tasks"] and not set(report["unfinished_tasks"]) & finished_before
+    assert report["next"] == []  # no control run was cut: they take milliseconds
     assert "emergency" in events
     assert pruned["deleted_checkpoints"] > 0
     assert statuses == dict.fromkeys(statuses, "completed") and len(statuses) == 4
-    finished_before = {line.split()[1] for line in at_shutdown if line.startswith("end")}
     assert len(finished_before) >= 2
     for task_id in statuses:  # each finished once; work finished before the shutdown was not redone
         assert log.count(f"end {task_id}") == 1, (task_id, log)

@@ -7,19 +7,23 @@ import time
 
 import httpx
 import respx
-from langgraph.checkpoint.memory import InMemorySaver
 
-from stellar_graph import PYTHAGORAS, create_orchestra
-from stellar_graph.testing import make_test_chat_openai, openai_error, structured_completion
+from stellar_graph import PYTHAGORAS
+from stellar_graph.testing import (
+    make_test_chat_openai,
+    openai_error,
+    run_orchestra,
+    structured_completion,
+)
 
 BASE = "http://llm.mock/v1"
 TASK = {"id": "t1", "description": "Compute", "required_skills": ["statistics"], "success_criteria": []}
 ANSWER = structured_completion({"result": "42", "criteria_met": [], "confidence": 0.9})
 
 
-def _app(fixed_clock, **protocols):
+async def _run(fixed_clock, payload, **protocols):
     config = {"emergency_protocols": {"retry_initial_interval_seconds": 0.01, **protocols}}
-    return create_orchestra(config, model=make_test_chat_openai(BASE), clock=fixed_clock).compile(checkpointer=InMemorySaver())
+    return await run_orchestra(payload, config, model=make_test_chat_openai(BASE), clock=fixed_clock)
 
 
 @respx.mock(base_url=BASE)
@@ -31,9 +35,8 @@ async def test_rate_limit_with_retry_after_is_waited_out_then_retried(respx_mock
         return openai_error(429, "slow down", retry_after=0.3) if len(stamps) == 1 else httpx.Response(200, json=ANSWER)
 
     respx_mock.post("/chat/completions").mock(side_effect=reply)
-    out = await _app(fixed_clock).ainvoke(
-        {"register_agents": [PYTHAGORAS.default_profile("p-1")], "submit_tasks": [TASK]},
-        {"configurable": {"thread_id": "r"}},
+    out = await _run(
+        fixed_clock, {"register_agents": [PYTHAGORAS.default_profile("p-1")], "submit_tasks": [TASK]},
     )
     assert out["tasks"]["t1"]["status"] == "completed"
     assert len(stamps) == 2 and stamps[1] - stamps[0] >= 0.3  # waited as the provider asked
@@ -51,9 +54,8 @@ async def test_an_agent_that_never_answers_is_cut_off_and_enters_the_ladder(resp
 
     respx_mock.post("/chat/completions").mock(side_effect=hang)
     started = time.monotonic()
-    out = await _app(fixed_clock, agent_timeout_seconds=0.2, retry_max_attempts=2).ainvoke(
-        {"register_agents": [PYTHAGORAS.default_profile("p-1")], "submit_tasks": [TASK]},
-        {"configurable": {"thread_id": "h"}},
+    out = await _run(
+        fixed_clock, {"register_agents": [PYTHAGORAS.default_profile("p-1")], "submit_tasks": [TASK]}, agent_timeout_seconds=0.2, retry_max_attempts=2,
     )
     task = out["tasks"]["t1"]
     # No other agent can take it and no fallback agent is configured: a degraded result says so.

@@ -5,6 +5,7 @@ The hierarchy::
     StellarGraphError
     ├─ ConfigurationError (also ValueError)     developer mistakes, found before anything runs
     │   └─ InvalidInputError                      a task, agent or scenario failed validation
+    │       └─ DuplicateTaskError                 a task id that is already on the board or was run
     └─ OrchestrationError                         run-time failures
         ├─ UnknownAgentError (also KeyError)      an agent id or type that is not registered
         │   └─ UnknownRecipientError              a message recipient that resolves to no agent
@@ -26,6 +27,7 @@ __all__ = [
     "AllocationError",
     "ConfigurationError",
     "DuplicateAgentError",
+    "DuplicateTaskError",
     "InvalidInputError",
     "ModelBehaviorError",
     "OrchestrationError",
@@ -73,6 +75,23 @@ class OrchestrationError(StellarGraphError):
     """Something went wrong while orchestrating work."""
 
 
+class DuplicateTaskError(InvalidInputError):
+    """A task id that the orchestra already holds (on its board or in its history).
+
+    Attributes:
+        task_id: the duplicate id.
+    """
+
+    def __init__(self, task_id: str, *, where: str = "already exists") -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"Invalid task {task_id!r}: `id`={task_id!r}: a task with this id {where}. "
+            f"Fix: use a new id (for example '{_next_id(task_id)}'); follow the existing task with "
+            "`monitor_task_execution`.",
+            errors=[{"field": "id", "value": task_id, "message": f"a task with this id {where}"}],
+        )
+
+
 class UnknownAgentError(OrchestrationError, KeyError):
     """An agent id or agent type is not known to the orchestra.
 
@@ -106,7 +125,7 @@ class DuplicateAgentError(OrchestrationError):
         super().__init__(
             f"Agent id {agent_id!r} is already registered. "
             f"Fix: choose a new id (for example {agent_id!r} -> '{_next_id(agent_id)}') "
-            f"or `deregister_agent({agent_id!r})` first."
+            "or keep using the registered instance."
         )
 
 

@@ -46,6 +46,7 @@ EVENT_TYPES = frozenset(
         "task_refused",
         "task_completed",
         "task_failed",
+        "task_reassigned",
         "agent_failure",
         "workload_imbalance",
         "system_alert",

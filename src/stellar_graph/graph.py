@@ -1,12 +1,17 @@
-"""`create_orchestra`: the orchestra as an uncompiled LangGraph ``StateGraph``.
+"""`create_orchestra`: the control graph of the orchestra, as an uncompiled LangGraph ``StateGraph``.
 
 ::
 
-    START → intake → allocator → dispatch ══Send══> <agent type> ─→ monitor ─┬→ allocator (more ready work)
-                                    └────────────────(nothing to run)────────└→ optimizer → END
+    START → intake → monitor ─┬─────────────────────────────→ allocator → dispatch ─┬→ optimizer ─┬→ END
+                              └→ collaboration → negotiation → …  ──┘               │             └→ escalation
+                                                                                    └→ escalation ──(resume)→ allocator
 
-The caller compiles it with their own checkpointer and store (or none, for the LangGraph API
-server, which brings its own). Agent nodes are ``async``: invoke the graph with ``ainvoke``/``astream``.
+A control run is short: it takes the events it was given (new agents and tasks, outcomes of
+finished task runs, health changes, bus messages), applies them, allocates, starts the task runs
+that became possible (each on its own thread in :func:`~stellar_graph.graphs.create_task_graph`)
+and returns. It never waits for agent work; the runner hands each finished run back as the next
+control event. The collaboration path still runs its agents inside the control run (see
+``docs/decisions.md``).
 """
 
 from __future__ import annotations
@@ -21,17 +26,16 @@ from langgraph.graph import END, START, StateGraph
 from stellar_graph.agents.factory import ToolsProvider, create_agent
 from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
-from stellar_graph.agents.worker import create_slot_worker
 from stellar_graph.board import utc_now
 from stellar_graph.collaboration.nodes import add_collaboration_nodes, route_after_intake
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.llm import make_chat_model
-from stellar_graph.nodes.agent import make_agent_node
-from stellar_graph.nodes.allocator import make_allocator, make_dispatch
+from stellar_graph.nodes.allocator import make_allocator
+from stellar_graph.nodes.dispatch import make_dispatch
 from stellar_graph.nodes.escalation import escalation
 from stellar_graph.nodes.intake import make_intake
-from stellar_graph.nodes.monitor import make_monitor, route_after_monitor
-from stellar_graph.nodes.optimizer import make_optimizer
+from stellar_graph.nodes.monitor import make_monitor
+from stellar_graph.nodes.optimizer import make_optimizer, route_after_optimizer
 from stellar_graph.state import OrchestraInput, OrchestraOutput, OrchestraState
 from stellar_graph.tokens import count_tokens
 
@@ -49,20 +53,22 @@ def create_orchestra(
     clock: Callable[[], datetime] = utc_now,
     extra_tools: ToolsProvider | None = None,
 ) -> OrchestraGraph:
-    """Build the orchestra graph.
+    """Build the orchestra's control graph.
 
     Args:
         config: an :class:`OrchestraConfig`, a dict, or a YAML/TOML path; defaults otherwise.
-        model: the agents' chat model. ``None`` uses ``config.llm.model`` when set (``ChatOpenAI``),
-            else agents run simulated: same graph and allocator, seeded simulated work.
-        agents: the agent types; each becomes a subgraph node.
-        seed: seed of the simulated agents.
+        model: the chat model of collaboration planning, votes and mediation (and of the
+            collaborations' agents). ``None`` uses ``config.llm.model`` when set, else the
+            deterministic fallbacks and simulated agents.
+        agents: the agent types instances may be registered as.
+        seed: seed of the simulated agents and of the allocator's learner.
         clock: the time source (tests pass a fixed clock).
-        extra_tools: returns tools every agent may call in addition to its spec's (read at each
-            attempt, so tools registered later are picked up).
+        extra_tools: returns tools every agent may call in addition to its spec's.
 
     Returns:
-        An uncompiled ``StateGraph``; compile it with your checkpointer and store.
+        An uncompiled ``StateGraph``; compile it with your checkpointer and store. Task runs are
+        started by the runner passed as ``context=OrchestraContext(runner=...)``;
+        :class:`~stellar_graph.runtime.OrchestraRuntime` does all of that.
 
     Raises:
         ConfigurationError: bad config or agent types (checked before any node is built).
@@ -83,24 +89,20 @@ def create_orchestra(
         OrchestraState, input_schema=OrchestraInput, output_schema=OrchestraOutput
     )
     builder.add_node("intake", make_intake(registry, tokens, clock))
+    builder.add_node("monitor", make_monitor(cfg, clock))
     builder.add_node("allocator", make_allocator(cfg, clock, seed))
-    names = tuple(spec.name for spec in registry.specs)
-    policy = AgentPolicy.from_config(cfg.emergency_protocols)
-    builder.add_node("dispatch", make_dispatch(cfg, clock), destinations=(*names, "escalation", "optimizer"))
-    agent_graphs: dict[str, Any] = {}
-    for spec in registry.specs:
-        agent = create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
-        agent_graphs[spec.name] = agent
-        worker = create_slot_worker(agent, clock).compile(name=f"{spec.name}_worker")
-        builder.add_node(spec.name, make_agent_node(spec.name, worker, cfg))
-        builder.add_edge(spec.name, "monitor")
-    builder.add_node("monitor", make_monitor(clock))
+    builder.add_node("dispatch", make_dispatch(clock), destinations=("optimizer", "escalation", END))
     builder.add_node("optimizer", make_optimizer(cfg, clock))
+    builder.add_node("escalation", escalation, destinations=("allocator", END))
+    policy = AgentPolicy.from_config(cfg.emergency_protocols)
+    agent_graphs = {
+        spec.name: create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
+        for spec in registry.specs
+    }
     add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
-    builder.add_conditional_edges("intake", route_after_intake, ["collaboration", "allocator"])
+    builder.add_edge("intake", "monitor")
+    builder.add_conditional_edges("monitor", route_after_intake, ["collaboration", "allocator"])
     builder.add_edge("allocator", "dispatch")
-    builder.add_conditional_edges("monitor", route_after_monitor, ["allocator", "escalation", "optimizer"])
-    builder.add_node("escalation", escalation, destinations=("allocator", "optimizer"))
-    builder.add_edge("optimizer", END)
+    builder.add_conditional_edges("optimizer", route_after_optimizer, ["escalation", END])
     return builder

@@ -83,7 +83,7 @@ def performance_metrics(state: Mapping[str, Any]) -> dict[str, Any]:
             "mean_latency_seconds": counters.get("latency_seconds_total", 0.0) / samples if samples else None,
             "latency_seconds": _latency_percentiles(tasks),
             "agent_calls": int(counters.get("agent_calls", 0)),
-            "waves": int(counters.get("waves", 0)),
+            "control_runs": int(counters.get("control_runs", 0)),
         },
         "resources": {
             "busy_minutes": {a: round(m, 6) for a, m in busy.items()},

@@ -9,9 +9,10 @@ Example:
     ...             "required_skills": ["ethics"]})
     ...         print(await orchestra.monitor_task_execution(allocation.allocation_id))
 
-One thread holds the orchestra's state. LangGraph runs one run per thread at a time (two
-overlapping runs would silently lose updates), so every call is queued and executed in order by
-one worker; a call returns when its own part is decided (allocation) or done (monitor).
+One thread holds the orchestra's state; an :class:`~stellar_graph.runtime.OrchestraRuntime` feeds
+it events in short control runs (one at a time, batching what arrived meanwhile) and runs each
+task attempt as a run of the task graph on its own thread. A call returns when what it changed is
+in the state: a registration, an allocation; :meth:`monitor_task_execution` waits for the work.
 """
 
 from __future__ import annotations
@@ -27,15 +28,17 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
-from stellar_graph.board import allocation_id_for, utc_now
+from stellar_graph.board import FINISHED, allocation_id_for, utc_now
 from stellar_graph.bus import AdvancedMessageBus
 from stellar_graph.collaboration.facade import CollaborationMixin
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.errors import OrchestrationError, UnknownAgentError
+from stellar_graph.errors import InvalidInputError, OrchestrationError, UnknownAgentError
 from stellar_graph.events import EventHandler, EventHub
 from stellar_graph.graph import create_orchestra
+from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.integrations.facade import IntegrationsMixin
 from stellar_graph.llm import make_chat_model
 from stellar_graph.mail import MailBridge
@@ -44,6 +47,7 @@ from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.ops.facade import OperationsMixin
 from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.persistence import open_persistence
+from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
 from stellar_graph.task_allocator import TaskAllocator
@@ -52,8 +56,6 @@ from stellar_graph.tokens import count_tokens
 __all__ = ["StellarOrchestra"]
 
 logger = logging.getLogger(__name__)
-
-RECURSION_LIMIT = 10_000
 
 
 class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
@@ -86,30 +88,24 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         self.thread_id = thread_id
         self.agent_types = AgentTypeRegistry(agents)
         self._model = model if model is not None else make_chat_model(self.config.llm)
-        self._graph = create_orchestra(
-            self.config, model=self._model, agents=agents, seed=seed, clock=clock, extra_tools=self.external_tools
-        )
+        graphs = {"model": self._model, "agents": agents, "seed": seed, "clock": clock, "extra_tools": self.external_tools}
+        self._graph = create_orchestra(self.config, **graphs)
+        self._task_graph = create_task_graph(self.config, **graphs)
         self._checkpointer, self._store = checkpointer, store
         self._clock = clock
         self._events = EventHub()
         self._stack: AsyncExitStack | None = None
         self._app: Any = None
-        self._state: dict[str, Any] = {}
-        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[None]]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
-        self._alloc_waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._runtime: OrchestraRuntime | None = None
+        self._final_state: dict[str, Any] = {}  # what state() shows once stopped
         self._mail: MailBridge | None = None
-        self._runs_allowed = asyncio.Event()
-        self._runs_allowed.set()
-        self._intake_open = True
-        self._current: asyncio.Task[None] | None = None
         self._handlers_running: set[asyncio.Task[None]] = set()
-        self._holding = False
         self.task_allocator = TaskAllocator(self)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start_orchestration(self) -> None:
-        """Open persistence, compile the graph, and resume work a previous process left unfinished."""
+        """Open persistence, compile the graphs, and resume work a previous process left unfinished
+        (an unfinished control run is completed; running tasks' runs are resumed)."""
         if self._app is not None:
             return
         self._stack = AsyncExitStack()
@@ -118,23 +114,24 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
                 open_persistence(self.config.persistence)
             )
         self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
-        snapshot = await self._app.aget_state(self._run_config())
-        self._state = dict(snapshot.values or {})
+        tasks = self._task_graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_task")
         self._mail = MailBridge.open(self.config)
-        self._mail.register((self._state.get("agents") or {}).values())
-        self._worker = asyncio.create_task(self._work(), name="stellar-orchestra-worker")
-        if snapshot.next:
-            logger.warning("resuming an unfinished run on thread %s (next: %s)", self.thread_id, snapshot.next)
-            await self._submit(None)
+        self._runtime = OrchestraRuntime(
+            self._app, tasks, thread_id=self.thread_id, durability=self.config.persistence.durability,
+            on_event=self._on_event, extra_input=self._take_mail, committed=self._settle_mail,
+        )
+        snapshot = await self._app.aget_state({"configurable": {"thread_id": self.thread_id}})
+        self._mail.register(((snapshot.values or {}).get("agents") or {}).values())
+        await self._runtime.start()
 
     async def stop_orchestration(self) -> None:
-        """Finish queued runs, flush webhooks and notifications, then close persistence."""
+        """Finish queued work (control runs and task runs), flush webhooks and notifications,
+        then close persistence."""
         await self.aclose_operations()  # stops monitors and leaves maintenance mode first
-        if self._worker is not None:
+        if self._runtime is not None:
             await self.wait_idle()
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+            await self._runtime.close()
+            self._final_state, self._runtime = self._runtime.state, None
         await self.aclose_integrations()
         if self._mail is not None:
             await self._mail.close()
@@ -177,12 +174,19 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     async def register_agent(self, profile: AgentProfile | Mapping[str, Any]) -> AgentProfile:
         """Register an agent instance (``atlas-001``) of a known agent type.
 
+        Returns when the registration is in the orchestra's state (``get_agent`` sees it).
+
         Raises:
             InvalidInputError, DuplicateAgentError, UnknownAgentError: nothing is registered.
         """
-        self._require_started()
-        record = accept_agents(self._state.get("agents") or {}, [profile], self.agent_types, count_tokens)
-        await self._submit({"register_agents": [dict(profile) if isinstance(profile, Mapping) else profile.model_dump(mode="json")]})
+        runtime = self._require_started()
+        raw = profile.model_dump(mode="json") if isinstance(profile, AgentProfile) else profile
+        record = self._accept_agents([raw], {})  # fail fast, before queueing
+
+        def check(ahead: Mapping[str, Any]) -> None:
+            self._accept_agents([raw], ahead)  # again, behind the events queued ahead of it
+
+        await runtime.submit({"register_agents": [dict(raw)]}, check=check)
         if self._mail is not None:
             self._mail.register(record.values())
         return AgentProfile.model_validate({k: v for k, v in next(iter(record.values())).items() if k in AgentProfile.model_fields})
@@ -219,58 +223,67 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     async def orchestrate_multiple_tasks(self, tasks: Sequence[Any], *, strategy: str | None = None) -> list[Allocation]:
         """Submit a batch (validated as a whole: one bad task rejects the batch, nothing else changes).
 
+        Returns as soon as the allocator has decided, with every task on the board; the work runs
+        on in task runs of its own (follow it with :meth:`monitor_task_execution`).
+
         Args:
             tasks: ``Task`` models or dicts.
             strategy: override ``task_allocation.strategy`` for this batch.
+
+        Raises:
+            InvalidInputError: a task is malformed or names an unknown dependency or agent.
+            DuplicateTaskError: a task id is already on the board (or repeated in the batch).
         """
-        self._require_started()
+        runtime = self._require_started()
         check_strategy(strategy)
-        raw = [t.model_dump(mode="json") if hasattr(t, "model_dump") else dict(t) for t in tasks]
-        known = known_agent_names(self._state.get("agents") or {}, self.agent_types)
-        records = accept_tasks(self._state.get("tasks") or {}, raw, count_tokens, now=self._clock(), known_agents=known)
-        loop = asyncio.get_running_loop()
-        waiters = {tid: loop.create_future() for tid in records}
-        for tid, fut in waiters.items():
-            self._alloc_waiters.setdefault(tid, []).append(fut)
-        payload: dict[str, Any] = {"submit_tasks": raw}
+        if isinstance(tasks, Mapping | str | bytes) or not isinstance(tasks, Sequence):
+            raise InvalidInputError(
+                f"`tasks` must be a list of tasks, got {type(tasks).__name__}. Fix: pass "
+                "`[task, ...]`, or call `orchestrate_task(task)` for one.",
+                errors=[{"field": "tasks", "value": type(tasks).__name__, "message": "not a list"}],
+            )
+        raw = [t.model_dump(mode="json") if isinstance(t, BaseModel) else t for t in tasks]
+        records = self._accept_tasks(raw, {})  # fail fast, before queueing
+
+        def check(ahead: Mapping[str, Any]) -> None:
+            self._accept_tasks(raw, ahead)  # again, behind the events queued ahead of it
+
+        payload: dict[str, Any] = {"submit_tasks": [dict(t) for t in raw]}
         if strategy is not None:
             payload["allocation_strategy"] = strategy
-        run = await self._submit(payload, wait=False)
-        run.add_done_callback(lambda f: f.cancelled() or f.exception())  # failures surface via the waiters
-        await asyncio.wait([run, *waiters.values()], return_when=asyncio.FIRST_COMPLETED)
-        if run.done() and run.exception() is not None:
-            raise run.exception()  # type: ignore[misc]
-        return [Allocation.model_validate(await fut) for fut in waiters.values()]
+        state = await runtime.submit(payload, check=check)
+        return [Allocation.model_validate(_allocation_view(state, tid)) for tid in records]
 
     async def monitor_task_execution(self, allocation_id: str, *, wait: bool = True) -> dict[str, Any]:
         """Status, result and timings of an allocation; ``wait`` until the task has finished.
 
+        With ``wait``, returns once the task is finished or escalated, or once nothing more can
+        happen without a later call (it waits on capacity, agents or a dependency).
+
         Raises:
             UnknownAgentError: no such allocation (the message lists known ones).
         """
-        self._require_started()
+        runtime = self._require_started()
+        self._task_for(allocation_id)
         if wait:
-            # Runs continue until no work can progress, so once the queue drains the task is
-            # finished, or waiting on something only a later call can change (capacity, agents).
-            await self._queue.join()
-        else:
-            await self._refresh()
+            await runtime.wait_for(lambda state: _settled(state, allocation_id))
         task = self._task_for(allocation_id)
-        return _execution_view(task, self._state.get("allocations", {}).get(allocation_id, {}))
+        return _execution_view(task, (self._state.get("allocations") or {}).get(allocation_id, {}))
 
     async def submit_run(self, payload: Mapping[str, Any]) -> None:
-        """Queue one run of the orchestra graph with ``payload`` as input and wait for it.
+        """Queue one control run with ``payload`` as input and wait until it has committed.
 
-        The building block of the facade's methods (and of mixins): runs on the orchestra's
-        thread execute one at a time, in order.
+        The building block of the facade's methods (and of mixins): control runs on the
+        orchestra's thread execute one at a time, in order.
         """
-        self._require_started()
-        await self._submit(dict(payload))
+        await self._require_started().submit(dict(payload))
 
     async def wait_idle(self) -> None:
-        """Wait until every queued run, and every event handler they triggered, has finished."""
+        """Wait until no control run or task run is queued or in flight, and every event handler
+        they triggered has finished."""
+        runtime = self._require_started()
         while True:
-            await self._queue.join()
+            await runtime.wait_idle()
             if not self._handlers_running:
                 return
             await asyncio.gather(*list(self._handlers_running), return_exceptions=True)
@@ -282,9 +295,10 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
 
     async def resolve_escalations(self, decisions: Mapping[str, Any]) -> None:
         """Answer the escalation interrupt: ``{task_id: "retry" | {"action": "reassign", "agent_id": ...}
-        | {"action": "fail", "reason": ...} | {"action": "resolve", "result": ...}}``; the run resumes."""
-        self._require_started()
-        await self._submit(Command(resume=dict(decisions)))
+        | {"action": "fail", "reason": ...} | {"action": "resolve", "result": ...}}``; the control run
+        resumes. Returns once the decisions are applied; a retried or reassigned task runs on (follow
+        it with :meth:`monitor_task_execution`)."""
+        await self._require_started().submit(Command(resume=dict(decisions)))
 
     async def handle_task_failure(self, failure: Mapping[str, Any] | str) -> dict[str, Any]:
         """The recovery record of a failed task (a ``task_failure`` event or a task id).
@@ -295,12 +309,11 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         """
         self._require_started()
         task_id = failure if isinstance(failure, str) else str(failure.get("task_id"))
-        await self._refresh()
+        await self.refresh_state()  # a handler may call this while the run that failed it ends
         task = self._task_for(allocation_id_for(task_id))
         escalated = task.get("status") == "failed" and "escalate" in self.config.emergency_protocols.recovery_strategies
         if escalated:
-            await self._submit({"escalate_tasks": [task_id]})
-            await self._refresh()
+            await self.submit_run({"escalate_tasks": [task_id]})
             task = self._task_for(allocation_id_for(task_id))
         steps = task.get("recovery") or []
         return {
@@ -362,57 +375,49 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
 
     @property
     def runs_paused(self) -> bool:
-        """True while queued runs are held (maintenance mode)."""
-        return not self._runs_allowed.is_set()
+        """True while control runs are held (maintenance mode)."""
+        return self._runtime is not None and self._runtime.paused
 
     def pause_runs(self) -> None:
-        """Hold queued runs: new work is still accepted and validated, and waits in order."""
-        self._runs_allowed.clear()
+        """Hold control runs: new work is still accepted and validated, and waits in order
+        (task runs in flight go on; their outcomes wait too)."""
+        self._require_started().pause()
 
     def resume_runs(self) -> None:
-        """Let held runs proceed, in the order they were queued."""
-        self._runs_allowed.set()
+        """Let held control runs proceed, in the order they were queued."""
+        self._require_started().resume()
 
     async def stop_intake(self, *, cancel_current: bool) -> None:
-        """Refuse new work; optionally cancel the run in flight (its finished steps are checkpointed
-        and a restart resumes it). Runs queued but not started fail with a clear error: they were
-        never accepted into the state."""
-        self._intake_open = False
-        if cancel_current and self._current is not None:
-            self._current.cancel()
-        self._runs_allowed.set()
-        while not self._queue.empty():
-            _, fut = self._queue.get_nowait()
-            fut.set_exception(OrchestrationError("not started: emergency shutdown stopped the intake"))
-            self._queue.task_done()
+        """Refuse new work; optionally cancel the control run and task runs in flight (their
+        finished steps are checkpointed and a restart resumes them). Work queued but not started
+        fails with a clear error: it was never accepted into the state."""
+        await self._require_started().stop_intake(cancel_current=cancel_current)
 
     def runtime_status(self) -> dict[str, Any]:
-        """The worker's state: started, alive, run in flight, queued runs, paused, intake open."""
-        return {
-            "started": self._app is not None,
-            "worker_alive": self._worker is not None and not self._worker.done(),
-            "run_in_flight": self._current is not None,
-            "queued_runs": self._queue.qsize() + int(self._holding),
-            "paused": self.runs_paused,
-            "intake_open": self._intake_open,
-            "handler_errors": self._events.handler_errors,
-        }
+        """The control loop's state: started, alive, control run in flight, queued events, task
+        runs live, paused, intake open, event-handler errors."""
+        status = self._runtime.status() if self._runtime is not None else {"started": False}
+        return {**status, "handler_errors": self._events.handler_errors}
 
     async def refresh_state(self) -> None:
         """Re-read the thread's state from the checkpointer."""
-        await self._refresh()
+        runtime = self._require_started()
+        snapshot = await self._app.aget_state({"configurable": {"thread_id": self.thread_id}})
+        runtime.state = dict(snapshot.values or {})
 
     async def emit(self, event: dict[str, Any]) -> None:
         """Deliver an event raised outside the graph (e.g. a system alert) to the handlers."""
         await self._events.emit(event)
 
     # -- internals -------------------------------------------------------------------------
-    def _require_started(self) -> None:
-        if self._app is None:
-            raise OrchestrationError("The orchestra is not started. Fix: `await orchestra.start_orchestration()` or use `async with StellarOrchestra() as orchestra:`.")
+    @property
+    def _state(self) -> dict[str, Any]:
+        return self._runtime.state if self._runtime is not None else self._final_state
 
-    def _run_config(self) -> dict[str, Any]:
-        return {"configurable": {"thread_id": self.thread_id}, "recursion_limit": RECURSION_LIMIT}
+    def _require_started(self) -> OrchestraRuntime:
+        if self._runtime is None:
+            raise OrchestrationError("The orchestra is not started. Fix: `await orchestra.start_orchestration()` or use `async with StellarOrchestra() as orchestra:`.")
+        return self._runtime
 
     def _task_for(self, allocation_id: str) -> dict[str, Any]:
         for task in (self._state.get("tasks") or {}).values():
@@ -423,93 +428,51 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
             allocation_id, known, kind="allocation id", fix="use the `allocation_id` that orchestrate_task() returned"
         )
 
-    async def _refresh(self) -> None:
-        snapshot = await self._app.aget_state(self._run_config())
-        self._state = dict(snapshot.values or {})
+    def _accept_agents(self, raw: Sequence[Any], ahead: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Validate agents against the registry plus those queued ahead in the same control run."""
+        existing = {**(self._state.get("agents") or {}), **{a.get("agent_id"): a for a in ahead.get("register_agents") or []}}
+        return accept_agents(existing, raw, self.agent_types, count_tokens)
 
-    async def _submit(self, payload: Any, *, wait: bool = True) -> asyncio.Future[None]:
-        if not self._intake_open and payload is not None:
-            raise OrchestrationError(
-                "The orchestra has stopped taking new work (emergency shutdown). Fix: start a new "
-                "StellarOrchestra on the same data to resume; unfinished work continues there."
-            )
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((payload, fut))
-        if wait:
-            await fut
-        return fut
+    def _accept_tasks(self, raw: Sequence[Any], ahead: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Validate tasks against the board plus the tasks (and agents) queued ahead of them."""
+        board = {**(self._state.get("tasks") or {}), **{t.get("id"): t for t in ahead.get("submit_tasks") or []}}
+        agents = {**(self._state.get("agents") or {}), **{a.get("agent_id"): a for a in ahead.get("register_agents") or []}}
+        known = known_agent_names(agents, self.agent_types)
+        return accept_tasks(board, raw, count_tokens, now=self._clock(), known_agents=known)
 
-    async def _work(self) -> None:
-        while True:
-            payload, fut = await self._queue.get()
-            self._holding = True
-            await self._runs_allowed.wait()  # maintenance mode holds queued work here
-            self._holding = False
-            if not self._intake_open and payload is not None:  # shut down while held: never started
-                fut.set_exception(OrchestrationError("not started: emergency shutdown stopped the intake"))
-                self._queue.task_done()
-                continue
-            mail: list[dict[str, Any]] = []
-            try:
-                if isinstance(payload, dict) and self._mail is not None:
-                    mail = self._mail.take((self._state.get("agents") or {}).keys())
-                    payload = {**payload, "deliver_messages": mail} if mail else payload
-                self._current = asyncio.create_task(self._run(payload))
-                await self._current
-                if mail and self._mail is not None:
-                    self._mail.settle(mail)
-                fut.set_result(None)
-            except (Exception, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError) and self._intake_open:
-                    raise  # the worker itself is being stopped
-                fut.set_exception(exc if isinstance(exc, Exception) else OrchestrationError("run cancelled by emergency shutdown"))
-                self._fail_waiters(exc)
-            finally:
-                self._current = None
-                await self._refresh()
-                self._resolve_undecided()
-                self._queue.task_done()
+    def _on_event(self, event: dict[str, Any]) -> None:
+        # Handlers run beside the control loop, not inside it: a slow handler, or one that calls
+        # back into the orchestra (handle_task_failure), never holds up or deadlocks it.
+        task = asyncio.get_running_loop().create_task(self._events.emit(event))
+        self._handlers_running.add(task)
+        task.add_done_callback(self._handlers_running.discard)
 
-    async def _run(self, payload: Any) -> None:
-        stream = self._app.astream(
-            payload, self._run_config(), stream_mode="updates", durability=self.config.persistence.durability
-        )
-        async for chunk in stream:
-            for update in chunk.values():
-                if isinstance(update, dict):
-                    await self._on_update(update)
+    def _take_mail(self) -> dict[str, Any]:
+        mail = self._mail.take((self._state.get("agents") or {}).keys()) if self._mail is not None else []
+        return {"deliver_messages": mail} if mail else {}
 
-    async def _on_update(self, update: dict[str, Any]) -> None:
-        for allocation in (update.get("allocations") or {}).values():
-            for fut in self._alloc_waiters.pop(allocation.get("task_id", ""), []):
-                if not fut.done():
-                    fut.set_result(allocation)
-        for event in update.get("events") or []:
-            # Handlers run beside the run, not inside it: a slow handler, or one that calls back
-            # into the orchestra (handle_task_failure), never holds up or deadlocks the worker.
-            task = asyncio.create_task(self._events.emit(event))
-            self._handlers_running.add(task)
-            task.add_done_callback(self._handlers_running.discard)
+    def _settle_mail(self, extra: dict[str, Any]) -> None:
+        if self._mail is not None:
+            self._mail.settle(extra.get("deliver_messages") or [])
 
-    def _resolve_undecided(self) -> None:
-        """Tasks the run left undecided (waiting on dependencies) are reported as queued."""
-        tasks = self._state.get("tasks") or {}
-        for tid in [t for t in self._alloc_waiters if t in tasks]:
-            waiting = [d for d in tasks[tid].get("dependencies") or [] if tasks.get(d, {}).get("status") != "completed"]
-            allocation = {
-                "allocation_id": allocation_id_for(tid), "task_id": tid, "agent_id": None, "status": "queued",
-                "explanation": f"waiting for dependencies: {waiting}" if waiting else "waiting",
-            }
-            for fut in self._alloc_waiters.pop(tid):
-                if not fut.done():
-                    fut.set_result(allocation)
 
-    def _fail_waiters(self, exc: BaseException) -> None:
-        for futures in self._alloc_waiters.values():
-            for fut in futures:
-                if not fut.done():
-                    fut.set_exception(exc)
-        self._alloc_waiters.clear()
+def _settled(state: Mapping[str, Any], allocation_id: str) -> bool:
+    task_id = allocation_id.removeprefix("alloc-")
+    status = ((state.get("tasks") or {}).get(task_id) or {}).get("status")
+    return status in FINISHED or status == "escalating"
+
+
+def _allocation_view(state: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """The allocation of a task just submitted; a task waiting on dependencies shows as queued."""
+    allocation = (state.get("allocations") or {}).get(allocation_id_for(task_id))
+    if allocation is not None:
+        return dict(allocation)
+    tasks = state.get("tasks") or {}
+    waiting = [d for d in tasks.get(task_id, {}).get("dependencies") or [] if tasks.get(d, {}).get("status") != "completed"]
+    return {
+        "allocation_id": allocation_id_for(task_id), "task_id": task_id, "agent_id": None, "status": "queued",
+        "explanation": f"waiting for dependencies: {waiting}" if waiting else "waiting",
+    }
 
 
 def _execution_view(task: Mapping[str, Any], allocation: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 Routes:
 
-- ``/orchestra/{invoke,batch,stream,stream_log,stream_events,playground}``: one orchestra run
+- ``/orchestra/{invoke,batch,stream,stream_log,stream_events,playground}``: one control event
   per request, input ``{"register_agents": [...], "submit_tasks": [...]}``, on the thread named
-  by the ``X-Thread-Id`` header (the app's default thread otherwise). Runs on one thread are
-  serialised (two overlapping runs on one LangGraph thread lose updates).
+  by the ``X-Thread-Id`` header (the app's default thread otherwise). Each thread is live in an
+  :class:`~stellar_graph.runtime.OrchestraRuntime` (short control runs, one at a time; a task
+  run per task). The response is the thread's board once the request's tasks are finished or
+  escalated, or right after their allocation with ``X-Wait: allocation``; ``stream`` yields the
+  control runs' node updates meanwhile.
 - ``/agents/<name>/...``: each agent type as a stateless graph (``{"task", "agent"}`` in,
   ``{"report"}`` out).
 - ``/healthz``: liveness and the attached checkpointer kind (never needs the API key).
@@ -31,11 +34,11 @@ import logging
 import math
 import os
 import re
-import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -47,7 +50,7 @@ from pydantic import BaseModel
 
 from stellar_graph.agents.factory import create_agent
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
-from stellar_graph.board import utc_now
+from stellar_graph.board import FINISHED, utc_now
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import (
     ConfigurationError,
@@ -56,8 +59,10 @@ from stellar_graph.errors import (
     UnknownAgentError,
 )
 from stellar_graph.graph import create_orchestra
+from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.llm import make_chat_model
 from stellar_graph.persistence import open_persistence
+from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
 from stellar_graph.submission import (
     accept_agents,
@@ -82,7 +87,9 @@ API_KEY_ENV = "STELLAR_GRAPH_API_KEY"
 API_KEY_HEADER = "X-API-Key"
 THREAD_HEADER = "X-Thread-Id"
 DEFAULT_THREAD = "stellar-orchestra"
-RECURSION_LIMIT = 10_000
+WAIT_HEADER = "X-Wait"
+_WAITS = ("completion", "allocation")
+_SETTLED = frozenset({*FINISHED, "escalating"})
 _OPEN_PATHS = frozenset({"/healthz"})
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 # Bad agents, tasks or run options in a request (a ConfigurationError there is the caller's).
@@ -120,23 +127,26 @@ def create_app(
     cfg = OrchestraConfig.load(config)
     _check_thread_id(thread_id)
     chat = model if model is not None else make_chat_model(cfg.llm)
-    graph = create_orchestra(cfg, model=chat, agents=agents, seed=seed, clock=clock).compile(
-        name="orchestra"
-    )
+    options: dict[str, Any] = {"model": chat, "agents": agents, "seed": seed, "clock": clock}
+    graph = create_orchestra(cfg, **options).compile(name="orchestra")
+    tasks = create_task_graph(cfg, **options).compile(name="task")
     orchestra = _ServedOrchestra(
-        graph, default_thread=thread_id, durability=cfg.persistence.durability
+        graph, tasks, default_thread=thread_id, durability=cfg.persistence.durability
     )
     registry = AgentTypeRegistry(agents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_persistence(cfg.persistence) as (saver, store):
-            graph.checkpointer, graph.store = saver, store
+            for compiled in (graph, tasks):
+                compiled.checkpointer, compiled.store = saver, store
             logger.info("serving with %s checkpointer, %s store", _kind(saver), _kind(store))
             try:
                 yield
             finally:
-                graph.checkpointer, graph.store = None, None
+                await orchestra.aclose()
+                for compiled in (graph, tasks):
+                    compiled.checkpointer, compiled.store = None, None
 
     app = FastAPI(title="stellar_graph", lifespan=lifespan)
     add_routes(
@@ -214,76 +224,112 @@ class _Served(Runnable[dict[str, Any], dict[str, Any]]):
 
 
 class _ServedOrchestra(_Served):
-    """The orchestra for LangServe: one run per request on the request's thread, one at a time.
+    """The orchestra for LangServe: a live :class:`OrchestraRuntime` per thread.
+
+    A request's input is one control event on the thread named by ``X-Thread-Id``; the response
+    is the thread's board once the tasks of that request are settled (finished or escalated), or
+    right after the allocation with ``X-Wait: allocation``. A thread's runtime starts on its
+    first request, which first finishes a control run and resumes the task runs a dead server
+    left behind.
 
     Args:
-        graph: the orchestra compiled without a checkpointer (attached later by the lifespan).
+        graph: the control graph compiled without a checkpointer (attached by the lifespan).
+        tasks: the task graph, compiled the same way.
         default_thread: the thread of requests that name none.
         durability: LangGraph durability of every run.
     """
 
-    def __init__(self, graph: Any, *, default_thread: str, durability: str) -> None:
+    def __init__(self, graph: Any, tasks: Any, *, default_thread: str, durability: str) -> None:
         super().__init__(graph)
+        self.tasks = tasks
         self.default_thread = default_thread
         self.durability = durability
         self.threads: dict[str, None] = {default_thread: None}
-        """Threads this process has run on (ordered set), for ``/metrics``."""
-        # A lock lives while a run holds or awaits it; idle threads cost nothing.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        """Threads this process has served (ordered set), for ``/metrics``."""
+        self.runtimes: dict[str, OrchestraRuntime] = {}
+        self._opening = asyncio.Lock()
 
     def run_config(self, config: RunnableConfig | None) -> RunnableConfig:
-        """``config`` with a thread id (the default thread if none) and the orchestra's recursion limit."""
+        """``config`` with a thread id (the default thread if none)."""
         cfg = ensure_config(config)
         configurable = {"thread_id": self.default_thread, **(cfg.get("configurable") or {})}
-        return {**cfg, "configurable": configurable, "recursion_limit": RECURSION_LIMIT}
+        return {**cfg, "configurable": configurable}
+
+    async def runtime(self, thread: str) -> OrchestraRuntime:
+        """The thread's live runtime, started on first use."""
+        async with self._opening:
+            found = self.runtimes.get(thread)
+            if found is None:
+                found = OrchestraRuntime(self.graph, self.tasks, thread_id=thread, durability=self.durability)
+                await found.start()
+                self.runtimes[thread] = found
+                self.threads[thread] = None
+            return found
 
     async def ainvoke(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """Run the orchestra once on the config's thread and return tasks, allocations and metrics."""
+        """Apply the input on the config's thread; return its board once the input's tasks settle."""
         cfg = self.run_config(config)
-        async with self._lock(cfg):
-            await self._finish_unfinished(cfg)
-            return await self.graph.ainvoke(input, cfg, durability=self.durability)  # type: ignore[no-any-return]
+        runtime = await self.runtime(cfg["configurable"]["thread_id"])
+        await runtime.submit(dict(input or {}))
+        if (cfg["configurable"].get("wait") or "completion") == "completion":
+            await runtime.wait_for(partial(_settled, _task_ids(input)))
+        return _output(self.graph, runtime.state)
 
     async def astream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[dict[str, Any]]:
-        """Run the orchestra once on the config's thread, yielding each node's update."""
+        """Apply the input; yield each control-run node's update until the input's tasks settle."""
         cfg = self.run_config(config)
-        async with self._lock(cfg):
-            await self._finish_unfinished(cfg)
-            async for chunk in self.graph.astream(input, cfg, durability=self.durability):
-                yield chunk
+        runtime = await self.runtime(cfg["configurable"]["thread_id"])
+        updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        runtime.listeners.append(updates.put_nowait)
+        try:
+            done = asyncio.ensure_future(self._settle(runtime, input, cfg))
+            while not (done.done() and updates.empty()):
+                getter = asyncio.ensure_future(updates.get())
+                await asyncio.wait([getter, done], return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            await done
+        finally:
+            runtime.listeners.remove(updates.put_nowait)
 
-    async def state(self, thread_id: str) -> dict[str, Any]:
+    async def _settle(self, runtime: OrchestraRuntime, input: dict[str, Any], cfg: RunnableConfig) -> None:
+        await runtime.submit(dict(input or {}))
+        if (cfg["configurable"].get("wait") or "completion") == "completion":
+            await runtime.wait_for(partial(_settled, _task_ids(input)))
+
+    async def state(self, thread: str) -> dict[str, Any]:
         """The current values of one thread (empty if it has none)."""
-        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+        runtime = self.runtimes.get(thread)
+        if runtime is not None:
+            return dict(runtime.state)
+        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread}})
         return dict(snapshot.values or {})
 
-    def _lock(self, cfg: RunnableConfig) -> asyncio.Lock:
-        thread = cfg["configurable"]["thread_id"]
-        self.threads[thread] = None
-        lock = self._locks.get(thread)
-        if lock is None:
-            lock = self._locks[thread] = asyncio.Lock()
-        return lock
+    async def aclose(self) -> None:
+        """Stop every thread's runtime (task runs in flight resume when the thread is next served)."""
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        self.runtimes.clear()
 
-    async def _finish_unfinished(self, cfg: RunnableConfig) -> None:
-        """Finish a run a killed process left mid-way; otherwise its tasks would stay running."""
-        snapshot = await self.graph.aget_state(cfg)
-        if not snapshot.next or snapshot.interrupts:
-            return  # done, or paused on an interrupt LangServe cannot resume (new input replaces it)
-        logger.warning(
-            "finishing an unfinished run on thread %s (next: %s)",
-            cfg["configurable"]["thread_id"],
-            snapshot.next,
-        )
-        try:
-            await self.graph.ainvoke(None, cfg, durability=self.durability)
-        except _CLIENT_ERRORS as exc:
-            # The unfinished run is one whose input intake refused: the new input replaces it.
-            logger.warning("dropping the unfinished run's refused input: %s", type(exc).__name__)
+
+def _task_ids(input: Mapping[str, Any] | None) -> list[str]:
+    return [str(t.get("id")) for t in (input or {}).get(SUBMIT_TASKS) or [] if isinstance(t, Mapping)]
+
+
+def _settled(task_ids: Sequence[str], state: Mapping[str, Any]) -> bool:
+    tasks = state.get("tasks") or {}
+    return all((tasks.get(t) or {}).get("status") in _SETTLED for t in task_ids)
+
+
+def _output(graph: Any, state: Mapping[str, Any]) -> dict[str, Any]:
+    keys = graph.output_channels
+    return {k: v for k, v in state.items() if k in ([keys] if isinstance(keys, str) else keys)}
 
 
 def _thread_from_request(
@@ -302,9 +348,12 @@ def _thread_from_request(
                 400,
                 f"Invalid `{THREAD_HEADER}` {thread[:140]!r}: use 1-128 letters, digits or ._:@-",
             )
+        wait = request.headers.get(WAIT_HEADER, "completion").lower()
+        if wait not in _WAITS:
+            raise HTTPException(400, f"Invalid `{WAIT_HEADER}` {wait[:40]!r}: use one of {list(_WAITS)}.")
         config = {
             **config,
-            "configurable": {**(config.get("configurable") or {}), "thread_id": thread},
+            "configurable": {**(config.get("configurable") or {}), "thread_id": thread, "wait": wait},
         }
         await _check_submission(orchestra, thread, await _inputs(request), registry, clock)
         return config

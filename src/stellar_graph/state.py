@@ -26,6 +26,7 @@ __all__ = [
     "START_COLLABORATIONS",
     "SUBMIT_TASKS",
     "TASKS",
+    "TASK_OUTCOMES",
     "OrchestraInput",
     "OrchestraOutput",
     "OrchestraState",
@@ -43,6 +44,7 @@ COLLABORATIONS = "collaborations"
 REGISTER_AGENTS = "register_agents"
 AGENTS = "agents"
 TASKS = "tasks"
+TASK_OUTCOMES = "task_outcomes"
 ALLOCATIONS = "allocations"
 METRICS = "metrics"
 EVENTS = "events"
@@ -120,6 +122,8 @@ class OrchestraInput(TypedDict, total=False):
     """Failed tasks to hand to a human (the ladder's ``escalate`` rung, on request)."""
     deliver_messages: list[dict[str, Any]]
     """Bus messages handed to agents: ``{"agent_id": ..., "message": {...}}`` each."""
+    task_outcomes: list[dict[str, Any]]
+    """Outcomes of finished task runs (:class:`~stellar_graph.records.TaskOutcome`), each applied once."""
     allocation_strategy: Literal["auto", "optimal", "fast", "greedy"]
     """Override ``task_allocation.strategy`` for this run (``optimal``, ``fast``, ``greedy``, ``auto``)."""
 

@@ -44,6 +44,7 @@ __all__ = [
     "chat_completion",
     "make_test_chat_openai",
     "openai_error",
+    "run_orchestra",
     "structured",
     "structured_completion",
 ]
@@ -562,3 +563,37 @@ def _short(value: object, limit: int = 60) -> str:
 def _digest(parts: list[Any]) -> str:
     raw = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:29]
+
+
+async def run_orchestra(
+    payload: Any,
+    config: Any = None,
+    *,
+    thread_id: str = "test",
+    checkpointer: Any = None,
+    store: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run the orchestra on one thread until idle and return the control state (for tests).
+
+    Both graphs are compiled on ``checkpointer`` (a fresh ``InMemorySaver`` by default); the
+    payload is one control-graph input (``{"register_agents": [...], "submit_tasks": [...]}``).
+
+    Args:
+        payload: the input of the first control run.
+        config: the orchestra config.
+        thread_id: the orchestra's thread.
+        checkpointer: the checkpointer of both graphs (``InMemorySaver()`` if ``None``).
+        store: the LangGraph Store.
+        **options: ``model``, ``agents``, ``seed``, ``clock`` for the graphs.
+
+    Returns:
+        The control thread's values once every run it led to has finished.
+    """
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from stellar_graph.graphs.runtime import open_runtime
+
+    saver = checkpointer if checkpointer is not None else InMemorySaver()
+    async with open_runtime(config, thread_id=thread_id, checkpointer=saver, store=store, **options) as runtime:
+        return await runtime.run(payload)

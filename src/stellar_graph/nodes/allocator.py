@@ -1,4 +1,4 @@
-"""``allocator`` and ``dispatch``: decide who does what, then fan the work out with ``Send``."""
+"""``allocator``: decide who does what (the task runs start in ``dispatch``)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from typing import Any
 
 import numpy as np
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
 
 from stellar_graph.board import WAITING, imbalance, plan_allocations
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.memory import load_predictor, read_memory
-from stellar_graph.nodes import StateNode
-from stellar_graph.nodes.escalation import after_work
 from stellar_graph.state import OrchestraState
 
-__all__ = ["make_allocator", "make_dispatch"]
+__all__ = ["make_allocator"]
 
 
 def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed: int = 0) -> Callable[..., Any]:
@@ -28,8 +25,8 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
     factor uses each agent's learned 90% upper bound. In ``adaptive`` mode the learned state
     comes from the Store too: its live weighting scores, and its learner picks among near-best
     agents. The node only reads the Store and seeds its choices from ``seed`` and the waiting
-    tasks, so a pass re-run after a crash makes the same decisions and finds the agent work it
-    already dispatched in the slot workers' checkpoints.
+    tasks, so a pass re-run after a crash makes the same decisions (and so starts the same task
+    runs, whose threads are derived from the task and attempt).
     """
     alloc = config.task_allocation
     mode = config.orchestration_mode
@@ -97,48 +94,3 @@ def _waiting_digest(tasks: dict[str, dict[str, Any]]) -> int:
     """A stable number for the set of tasks waiting to be placed (the allocator's random seed)."""
     waiting = sorted(t for t, r in tasks.items() if r.get("status") in WAITING)
     return int.from_bytes(hashlib.sha256("\n".join(waiting).encode()).digest()[:8], "big")
-
-
-def make_dispatch(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:
-    """Build the dispatch node: one ``Send`` per (agent instance, slot) with that slot's queue."""
-
-    def dispatch(state: OrchestraState) -> Command[Any]:
-        tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
-        bound = [t for t in tasks.values() if t.get("status") in {"allocated", "queued"} and t.get("agent_id")]
-        if not bound:
-            return Command(goto=after_work(state))
-        queues: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for task in sorted(bound, key=lambda t: (t.get("queue_position", 0), t["seq"])):
-            queues.setdefault((task["agent_id"], int(task.get("slot", 0))), []).append(task)
-        mailbox = state.get("mailbox") or {}
-        sends, inboxed = [], set()
-        for (agent_id, slot), queue in sorted(queues.items()):
-            packet: dict[str, Any] = {
-                "agent": agents[agent_id], "slot": slot, "tasks": [_task_fields(t) for t in queue],
-                "failure_threshold": config.task_allocation.agent_failure_threshold,
-            }
-            if agent_id in mailbox and agent_id not in inboxed:  # the agent's first queue reads its mail
-                packet["inbox"] = _by_priority(mailbox[agent_id])
-                inboxed.add(agent_id)
-            sends.append(Send(agents[agent_id]["agent_node"], packet))
-        now = clock().isoformat()
-        # Heads of the queues start now; the rest stay `queued` until their worker reaches them.
-        patches = {t["id"]: {"status": "running", "started_at": now} for t in bound if not t.get("queue_position")}
-        return Command(update={"tasks": patches}, goto=sends)
-
-    return dispatch
-
-
-def _by_priority(box: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Highest priority first, then oldest first (the bus's own order)."""
-    return sorted(box.values(), key=lambda m: (-int(m.get("priority_level", 5)), str(m.get("created_at", ""))))
-
-
-_TASK_FIELDS = (
-    "id", "description", "priority", "deadline", "required_skills", "estimated_duration_minutes",
-    "resources", "dependencies", "success_criteria", "token_budget", "attempt", "excluded_agents", "recovery",
-)
-
-
-def _task_fields(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in _TASK_FIELDS}

@@ -8,30 +8,26 @@ before the interrupt has side effects.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
+from langgraph.graph import END
 from langgraph.types import Command, interrupt
 
 from stellar_graph.recovery import ESCALATION_OPTIONS, apply_decisions
 from stellar_graph.state import OrchestraState
 
-__all__ = ["after_work", "escalation"]
+__all__ = ["escalation"]
 
 
 def _escalated(state: OrchestraState) -> dict[str, dict[str, Any]]:
     return {tid: t for tid, t in (state.get("tasks") or {}).items() if t.get("status") == "escalating"}
 
 
-def after_work(state: OrchestraState) -> Literal["escalation", "optimizer"]:
-    """Where a run goes when no agent work is left: a human first if anything is escalated."""
-    return "escalation" if _escalated(state) else "optimizer"
-
-
 def escalation(state: OrchestraState) -> Command[Any]:
     """Ask a human about every escalated task; apply the answers; go back to the allocator."""
     escalated = _escalated(state)
     if not escalated:
-        return Command(goto="optimizer")
+        return Command(goto=END)
     decisions = interrupt({
         "type": "escalation",
         "options": list(ESCALATION_OPTIONS),

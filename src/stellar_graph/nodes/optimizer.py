@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
@@ -14,7 +14,7 @@ from stellar_graph.memory import AGENT_STATS_NAMESPACE
 from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.state import OrchestraState
 
-__all__ = ["AGENT_STATS_NAMESPACE", "make_optimizer"]
+__all__ = ["AGENT_STATS_NAMESPACE", "make_optimizer", "route_after_optimizer"]
 
 
 def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Callable[..., Any]:
@@ -30,8 +30,12 @@ def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
 
     async def optimizer(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks = state.get("tasks") or {}
-        fresh = [t for t in tasks.values() if t.get("status") in FINISHED and t.get("agent_id") and not t.get("learned")]
-        update: dict[str, Any] = {"tasks": {t["id"]: {"learned": True} for t in fresh}, "metrics": {"optimizer_runs": 1}}
+        finished = [t for t in tasks.values() if t.get("status") in FINISHED and not t.get("learned")]
+        fresh = [t for t in finished if t.get("agent_id")]
+        update: dict[str, Any] = {
+            "tasks": {t["id"]: {"learned": True} for t in finished},
+            "metrics": {"optimizer_runs": 1, **_latency(finished)},
+        }
         if runtime.store is None:
             return update
         imbalance = state.get("imbalance") or {}
@@ -46,3 +50,19 @@ def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
         return update
 
     return optimizer
+
+
+def _latency(finished: list[dict[str, Any]]) -> dict[str, float]:
+    """End-to-end latency (submitted -> finished) of newly finished tasks, as metric counters."""
+    total, samples = 0.0, 0
+    for t in finished:
+        if t.get("finished_at") and t.get("submitted_at"):
+            delta = datetime.fromisoformat(t["finished_at"]) - datetime.fromisoformat(t["submitted_at"])
+            total, samples = total + delta.total_seconds(), samples + 1
+    return {"latency_seconds_total": total, "latency_samples": samples}
+
+
+def route_after_optimizer(state: OrchestraState) -> Literal["escalation", "__end__"]:
+    """A human for escalated tasks; else the control run ends."""
+    tasks = (state.get("tasks") or {}).values()
+    return "escalation" if any(t.get("status") == "escalating" for t in tasks) else "__end__"

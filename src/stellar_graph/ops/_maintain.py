@@ -13,7 +13,6 @@ from stellar_graph.ops.maintenance import merge_summaries, plan_board_prune, vac
 
 __all__ = ["MaintenanceMixin"]
 
-_END = "__end__"  # langgraph.graph.END (not imported: this package stays free of langgraph imports)
 
 
 class MaintenanceMixin(OpsBase):
@@ -139,9 +138,8 @@ class MaintenanceMixin(OpsBase):
             older_than=horizon,
         )
         if plan.task_ids:
-            # As if the graph's last node wrote it: the thread stays idle (nothing next to run).
-            last = next(a for a, b in self.app.builder.edges if b == _END)
-            await self.app.aupdate_state(config, plan.update(), as_node=last)
+            # As if `dispatch` wrote it: it routes by `Command` only, so the thread stays idle.
+            await self.app.aupdate_state(config, plan.update(), as_node="dispatch")
             doc = await self._load_doc()
             doc["pruned"] = merge_summaries(doc.get("pruned"), plan.summary)
             await self._save_doc(doc)

@@ -302,8 +302,9 @@ class OperationsMixin(MaintenanceMixin, DiagnosticsMixin):
     ) -> dict[str, Any]:
         """Stop now without losing accepted work; a restart on the same data and thread resumes it.
 
-        Intake stops (later calls raise), the run in flight is cancelled (its finished steps are
-        checkpointed; the agent calls it interrupted re-run on restart), runs queued but not
+        Intake stops (later calls raise), the control run and the task runs in flight are
+        cancelled (their finished steps are checkpointed; the agent calls they interrupted re-run
+        on restart, where every task the state says is running resumes), runs queued but not
         started fail with ``OrchestrationError`` for their callers (never accepted, so nothing is
         lost silently), monitors stop, notifications are flushed, persistence closes.
 
@@ -335,7 +336,7 @@ class OperationsMixin(MaintenanceMixin, DiagnosticsMixin):
         return {
             "emergency_id": record["emergency_id"],
             "reason": reason,
-            "cancelled_run": bool(cancel_in_flight and runtime["run_in_flight"]),
+            "cancelled_run": bool(cancel_in_flight and (runtime["run_in_flight"] or runtime.get("task_runs_live"))),
             "rejected_runs": runtime["queued_runs"],
             "unfinished_tasks": sorted(
                 t for t, r in tasks.items() if r.get("status") not in FINISHED

@@ -1,0 +1,119 @@
+"""`create_task_graph`: one run per task attempt, on its own thread, the agent subgraph inside.
+
+::
+
+    START → begin ─(the instance's agent type)→ atlas | edison | lilith | pythagoras | … → finish → END
+                                                   └─ error_handler (agent error) ──────┘
+
+Each agent type is a compiled subgraph node (Studio shows it expanded); its LLM step carries
+LangGraph's ``RetryPolicy`` and ``TimeoutPolicy``. When an agent still fails after its retries
+(HTTP errors, timeouts, garbage replies), the node's ``error_handler`` turns the exception into a
+failed report marked ``agent_error``: the control graph then decides between reassign, fallback
+and escalate. A run is checkpointed like any thread, so a restart resumes it where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.errors import NodeError
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+from typing_extensions import TypedDict
+
+from stellar_graph.agents.factory import ToolsProvider, create_agent
+from stellar_graph.agents.policy import AgentPolicy
+from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.board import utc_now
+from stellar_graph.config import OrchestraConfig
+from stellar_graph.records import TaskRunInput
+
+__all__ = ["TaskRunOutput", "TaskRunState", "create_task_graph"]
+
+
+class TaskRunOutput(TypedDict, total=False):
+    """What a task run returns: the agent's report, stamped with the run's timings."""
+
+    report: dict[str, Any]
+
+
+class TaskRunState(TaskRunInput, TaskRunOutput, total=False):
+    """The checkpointed state of one task run."""
+
+    started_at: str
+    began: float
+    """Wall time (``time.time()``) at ``begin``: ``wall_seconds`` is measured, not taken from ``clock``."""
+
+
+TaskGraph = StateGraph[TaskRunState, None, TaskRunInput, TaskRunOutput]
+
+
+def create_task_graph(
+    config: OrchestraConfig | Mapping[str, Any] | str | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    seed: int = 0,
+    clock: Callable[[], datetime] = utc_now,
+    extra_tools: ToolsProvider | None = None,
+) -> TaskGraph:
+    """Build the task graph: one agent subgraph node per agent type.
+
+    Args:
+        config: the orchestra config (the agents' retry and timeout come from
+            ``emergency_protocols``).
+        model: the agents' chat model; ``None`` simulates the work (seeded, no network).
+        agents: the agent types.
+        seed: simulation seed.
+        clock: stamps ``started_at``/``finished_at`` (the orchestra's time source).
+        extra_tools: tools every agent may call besides its spec's (read at each attempt).
+
+    Returns:
+        An uncompiled ``StateGraph``; input :class:`TaskRunInput`, output :class:`TaskRunOutput`.
+
+    Example:
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> app = create_task_graph().compile(checkpointer=InMemorySaver())
+    """
+    cfg = OrchestraConfig.load(config)
+    registry = AgentTypeRegistry(agents)
+    policy = AgentPolicy.from_config(cfg.emergency_protocols)
+    names = [spec.name for spec in registry.specs]
+
+    def begin(state: TaskRunState) -> dict[str, Any]:
+        return {"started_at": clock().isoformat(), "began": time.time()}
+
+    def agent_type(state: TaskRunState) -> str:
+        return str(state["agent"]["agent_node"])
+
+    def agent_failed(state: TaskRunState, error: NodeError) -> Command[Any]:
+        """An agent that raised after its retries: a failed report the control graph recovers."""
+        exc = error.error
+        report = {
+            "task_id": state["task"]["id"], "agent_id": state["agent"]["agent_id"], "status": "failed",
+            "agent_error": True, "error": f"{type(exc).__name__}: {exc}", "result": "", "usage": {},
+            "simulated": False,
+        }
+        return Command(update={"report": report}, goto="finish")
+
+    def finish(state: TaskRunState) -> dict[str, Any]:
+        wall = time.time() - state.get("began", time.time())
+        report = {**state["report"], "started_at": state.get("started_at"), "finished_at": clock().isoformat(),
+                  "wall_seconds": round(max(wall, 0.0), 4)}
+        return {"report": report}
+
+    builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
+    builder.add_node("begin", begin)
+    for spec in registry.specs:
+        agent = create_agent(spec, model=model, seed=seed, extra_tools=extra_tools, policy=policy)
+        builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=agent_failed)
+        builder.add_edge(spec.name, "finish")
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "begin")
+    builder.add_conditional_edges("begin", agent_type, names)
+    builder.add_edge("finish", END)
+    return builder

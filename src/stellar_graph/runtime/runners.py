@@ -1,0 +1,120 @@
+"""Runners: where task runs execute. In-process by default (asyncio, the orchestra's checkpointer).
+
+A runner is told which task runs the control graph started (:class:`~stellar_graph.records.RunHandle`)
+and hands each finished run's :class:`~stellar_graph.records.TaskOutcome` to its ``deliver``
+callback, which turns it into a control event. Starting is idempotent: a handle whose run is
+already live is ignored, and a run whose thread already holds a finished report (a restart after
+the run ended but before its outcome was applied) is delivered without calling the agent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from langchain_core.runnables import RunnableConfig
+
+from stellar_graph.records import RunHandle, TaskOutcome
+
+__all__ = ["LocalRunner", "OutcomeSink", "TaskRunner"]
+
+logger = logging.getLogger(__name__)
+
+OutcomeSink = Callable[[TaskOutcome], Awaitable[None]]
+
+
+class TaskRunner(Protocol):
+    """Starts task runs and reports their outcomes."""
+
+    def start(self, handles: Sequence[RunHandle]) -> None:
+        """Start (or resume) each handle's run unless it is already live; never blocks."""
+
+    @property
+    def live(self) -> int:
+        """Task runs in flight."""
+
+
+class LocalRunner:
+    """Task runs as asyncio tasks in this process, on the task graph compiled with the
+    orchestra's checkpointer (so each run is a thread of its own that a restart resumes).
+
+    Args:
+        app: the compiled task graph.
+        deliver: called with each finished run's outcome.
+        durability: LangGraph durability of the task runs (``sync``: a finished agent call is
+            never repeated after a crash).
+    """
+
+    def __init__(
+        self, app: Any, deliver: OutcomeSink, *, durability: str = "sync", on_done: Callable[[], object] | None = None
+    ) -> None:
+        self.app = app
+        self.deliver = deliver
+        self.on_done = on_done
+        self.durability = durability
+        self._live: dict[str, asyncio.Task[None]] = {}
+        self.closed = False
+        """Set by an emergency stop: nothing new starts (the state keeps the handles for a restart)."""
+        self.started = 0
+        """Task runs started or resumed by this runner (a counter, for metrics and tests)."""
+
+    @property
+    def live(self) -> int:
+        """Task runs in flight."""
+        return len(self._live)
+
+    def start(self, handles: Sequence[RunHandle]) -> None:
+        """Start each handle's run as an asyncio task, unless it is running already."""
+        for handle in handles:
+            thread = handle["thread_id"]
+            if thread in self._live or self.closed:
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(handle), name=f"task-run-{handle['task_id']}")
+            self._live[thread] = task
+            task.add_done_callback(lambda _t, thread=thread: self._finished(thread))
+            self.started += 1
+
+    def _finished(self, thread: str) -> None:
+        self._live.pop(thread, None)
+        if self.on_done is not None:
+            self.on_done()
+
+    async def cancel_all(self) -> None:
+        """Cancel the runs in flight (their finished steps are checkpointed; a restart resumes them)."""
+        tasks = list(self._live.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait(self) -> None:
+        """Wait until no task run is in flight."""
+        while self._live:
+            await asyncio.gather(*list(self._live.values()), return_exceptions=True)
+
+    async def _run(self, handle: RunHandle) -> None:
+        config: RunnableConfig = {"configurable": {"thread_id": handle["thread_id"]}}
+        try:
+            report = await self._report(handle, config)
+        except Exception as exc:  # the run itself broke (not the agent: its errors are reports)
+            logger.exception("task run %s of task %s failed", handle["thread_id"], handle["task_id"])
+            report = {"task_id": handle["task_id"], "status": "failed", "agent_error": True,
+                      "agent_id": handle["input"]["agent"]["agent_id"], "result": "", "usage": {},
+                      "error": f"task run failed: {type(exc).__name__}: {exc}"}
+        if report is None:
+            logger.info("task run %s is waiting on an interrupt", handle["thread_id"])
+            return
+        await self.deliver(
+            TaskOutcome(task_id=handle["task_id"], attempt=handle["attempt"], thread_id=handle["thread_id"], report=report)
+        )
+
+    async def _report(self, handle: RunHandle, config: RunnableConfig) -> dict[str, Any] | None:
+        snapshot = await self.app.aget_state(config)
+        values = snapshot.values or {}
+        if values.get("report") and not snapshot.next:
+            return dict(values["report"])  # finished before a restart: do not call the agent again
+        payload = None if snapshot.next else handle["input"]  # resume where it stopped
+        out = await self.app.ainvoke(payload, config, durability=self.durability)
+        report = out.get("report")
+        return dict(report) if report else None
