@@ -1,9 +1,13 @@
-"""The orchestra graph, as the LangGraph API server / Studio loads it (see ``langgraph.json``).
+"""The orchestra's two graphs, as the LangGraph API server / Studio loads them (``langgraph.json``).
 
-``graph`` is compiled without a checkpointer: the server brings its own persistence. Agents run
-simulated unless ``STELLAR_GRAPH_MODEL`` names a chat model; ``STELLAR_GRAPH_CONFIG`` may name a
-YAML or TOML config file. ``python graphs/orchestra.py`` runs
-a small demo with an in-memory checkpointer.
+``graph`` is the control graph; ``task`` is the task graph, one run per task attempt with the
+agent subgraphs inside. Both are compiled without a checkpointer: the server brings its own
+persistence. The control graph starts task runs as background runs on the same server (a
+:class:`~stellar_graph.runtime.ServerRunner`), and each task run enqueues its outcome as a control
+run on the orchestra's thread. Agents run simulated unless ``STELLAR_GRAPH_MODEL`` names a chat
+model; ``STELLAR_GRAPH_CONFIG`` may name a YAML or TOML config file.
+
+``python graphs/orchestra.py`` runs a small demo in-process (in-memory checkpointer).
 """
 
 from __future__ import annotations
@@ -12,11 +16,17 @@ import asyncio
 import json
 import os
 
-from langgraph.checkpoint.memory import InMemorySaver
-
 from stellar_graph import ATLAS, LILITH, PYTHAGORAS, create_orchestra
+from stellar_graph.graphs import create_task_graph
+from stellar_graph.runtime import ServerRunner
+from stellar_graph.testing import run_orchestra
 
-graph = create_orchestra(os.environ.get("STELLAR_GRAPH_CONFIG") or None).compile(name="orchestra")
+_CONFIG = os.environ.get("STELLAR_GRAPH_CONFIG") or None
+
+graph = create_orchestra(_CONFIG, runner=ServerRunner(assistant_id="task", orchestra_id="orchestra")).compile(
+    name="orchestra"
+)
+task = create_task_graph(_CONFIG).compile(name="task")
 
 DEMO_INPUT = {
     "register_agents": [
@@ -34,9 +44,8 @@ DEMO_INPUT = {
 
 
 async def demo() -> dict[str, object]:
-    """Run the demo input through the orchestra and return the final task board."""
-    app = create_orchestra().compile(checkpointer=InMemorySaver())
-    out = await app.ainvoke(DEMO_INPUT, {"configurable": {"thread_id": "demo"}})
+    """Run the demo input through the orchestra (in this process) and return the final board."""
+    out = await run_orchestra(DEMO_INPUT, thread_id="demo")
     return {tid: {"agent": t["agent_id"], "status": t["status"]} for tid, t in out["tasks"].items()}
 
 

@@ -10,7 +10,6 @@ from stellar_graph.ops import OperationsMixin
 from stellar_graph.ops.diagnostics import (
     agent_timings,
     bottleneck_report,
-    node_timings,
     overall_status,
     top_shares,
 )
@@ -25,22 +24,8 @@ MEMORY = {"persistence": {"backend": "memory"}}
 NO_RETRY = {**MEMORY, "emergency_protocols": {"recovery_strategies": ["reassign"]}}
 
 
-def _step(second: float, *nodes: str) -> dict[str, Any]:
-    return {"created_at": f"2026-01-01T00:00:{second:06.3f}+00:00", "next": list(nodes)}
-
-
-def test_node_timings_charge_each_step_to_the_nodes_it_ran() -> None:
-    steps = [
-        _step(0, "__start__"),
-        _step(0.5, "intake"),
-        _step(1, "allocator"),
-        _step(2, "atlas", "edison", "edison"),  # a parallel step: both charged its whole length
-        _step(6),  # end of the run
-        _step(30, "intake"),  # the next run: the idle gap before it is nobody's
-        _step(31),
-    ]
-    timings = node_timings(steps)
-    assert timings == {
+def test_shares_rank_the_slowest_first_and_status_takes_the_worst() -> None:
+    timings = {
         "intake": {"seconds": 1.5, "steps": 2},
         "allocator": {"seconds": 1.0, "steps": 1},
         "atlas": {"seconds": 4.0, "steps": 1},
@@ -132,6 +117,7 @@ async def test_bottlenecks_name_the_slow_agent_and_survive_maintenance(fixed_clo
         await orchestra.orchestrate_multiple_tasks(tasks)
         await orchestra.wait_idle()
         before = await orchestra.analyze_performance_bottlenecks(top=3)
+        control_nodes = set(orchestra.app.nodes)
         await orchestra.perform_system_maintenance(prune_finished_older_than=0)
         after = await orchestra.analyze_performance_bottlenecks(top=3)
     agents = before["agents"]["top"]
@@ -142,7 +128,8 @@ async def test_bottlenecks_name_the_slow_agent_and_survive_maintenance(fixed_clo
     assert [a["tasks"] for a in agents] == [1, 3]
     assert agents[0]["share"] > 0.5 and abs(sum(a["share"] for a in agents) - 1) < 1e-3
     nodes = {n["node"]: n for n in before["nodes"]["top"]}
-    assert "allocator" in nodes  # the control runs' steps (agent time is in "agents")
+    # The control runs' nodes, timed as they ran (agent time is under "agents").
+    assert len(nodes) == 3 and set(nodes) <= control_nodes
     assert before["steps_analyzed"] > 0
     # Pruned tasks and collected node timings are still counted after maintenance.
     assert [(a["agent_id"], a["tasks"]) for a in after["agents"]["top"]] == [

@@ -42,6 +42,8 @@ from typing_extensions import TypedDict
 from _peers_workload import BenchTask, Workload, supervisor_prompt
 from stellar_graph import StellarOrchestra, create_orchestra
 from stellar_graph.agents.render import render_task_message
+from stellar_graph.graphs import create_task_graph
+from stellar_graph.runtime import OrchestraRuntime
 from stellar_graph.testing import make_test_chat_openai
 
 __all__ = [
@@ -321,29 +323,46 @@ async def stellar_facade(ctx: RunContext) -> AsyncIterator[Runner]:
             yield FacadeRunner(orchestra, saver, ctx.workload)
 
 
+class RuntimeRunner(Runner):
+    """The orchestra's two graphs hosted by ``OrchestraRuntime``: one event per task, its outcome
+    read from the control state (no facade)."""
+
+    label = "stellar_graph (graph)"
+
+    def __init__(self, runtime: OrchestraRuntime, saver: TimedSqliteSaver) -> None:
+        self.runtime, self.saver = runtime, saver
+
+    async def run_one(self, bt: BenchTask) -> Outcome:
+        await self.runtime.submit({"submit_tasks": [bt.task]})
+        await self.runtime.wait_for(lambda state: _finished(state, [bt.id]))
+        return _stellar_outcome(bt, self.runtime.state["tasks"])
+
+    async def run_many(self, bts: Sequence[BenchTask], limit: int) -> list[Outcome]:
+        await self.runtime.submit({"submit_tasks": [bt.task for bt in bts]})
+        await self.runtime.wait_idle()
+        return [_stellar_outcome(bt, self.runtime.state["tasks"]) for bt in bts]
+
+
+def _finished(state: dict[str, Any], ids: Sequence[str]) -> bool:
+    tasks = state.get("tasks") or {}
+    return all((tasks.get(t) or {}).get("status") in {"completed", "failed", "refused", "degraded"} for t in ids)
+
+
 @asynccontextmanager
 async def stellar_graph(ctx: RunContext) -> AsyncIterator[Runner]:
-    """stellar_graph's orchestra graph compiled and invoked directly, one thread for all tasks."""
+    """stellar_graph's control and task graphs compiled and run live, one thread for all tasks."""
     async with _stellar_parts(ctx) as (saver, store, config):
-        graph = create_orchestra(config, model=ctx.chat_model())
-        app = graph.compile(checkpointer=saver, store=store, name="stellar_orchestra")
-        runner = GraphRunner(
-            "stellar_graph (graph)",
-            app,
-            saver,
-            ctx.durability,
-            make_input=lambda bt: {"submit_tasks": [bt.task]},
-            read=lambda bt, out: _stellar_outcome(bt, out["tasks"]),
-            thread=lambda bt: "stellar-orchestra",
-            batch_input=lambda bts: {"submit_tasks": [bt.task for bt in bts]},
-        )
-        profiles = [ctx.workload.profile(spec) for spec in ctx.workload.team]
-        await app.ainvoke(
-            {"register_agents": profiles},
-            runner.config(ctx.workload.tasks[0]),
-            durability=ctx.durability,
-        )
-        yield runner
+        options = {"model": ctx.chat_model()}
+        control = create_orchestra(config, **options).compile(checkpointer=saver, store=store, name="stellar_orchestra")
+        tasks = create_task_graph(config, **options).compile(checkpointer=saver, store=store, name="stellar_task")
+        runtime = OrchestraRuntime(control, tasks, thread_id="stellar-orchestra", durability=ctx.durability)
+        await runtime.start()
+        try:
+            await runtime.submit({"register_agents": [ctx.workload.profile(spec) for spec in ctx.workload.team]})
+            yield RuntimeRunner(runtime, saver)
+            await runtime.wait_idle()
+        finally:
+            await runtime.close()
 
 
 def _workers(ctx: RunContext, model: Any, tools_for: Callable[[Any], list[Any]]) -> list[Any]:

@@ -279,7 +279,8 @@ async def _drive(
             )
             await orchestra.wait_idle()
         await orchestra.refresh_state()
-        return orchestra.state(), escalations
+        records = await orchestra.get_task_records([t["id"] for t in tasks])  # finished ones left the board
+        return {**orchestra.state(), "tasks": {t: r["task"] for t, r in records.items()}}, escalations
 
 
 def _count(

@@ -179,7 +179,10 @@ async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], P
         if scenario.collaborations:
             await orchestra.submit_run({"start_collaborations": scenario.collaborations})
         await orchestra.wait_idle()
-        state = orchestra.state()
+        records = await orchestra.get_task_records([t["id"] for t in scenario.tasks])  # board + history
+        state = {**orchestra.state(), "tasks": {t: r["task"] for t, r in records.items()},
+                 "allocations": {r["task"]["allocation_id"]: r["allocation"] for r in records.values()
+                                 if r["task"].get("allocation_id") and r["allocation"]}}
         metrics = orchestra.get_performance_metrics()
     if state.get("tasks") or not state.get("collaborations"):
         print(_summary(state, simulated), file=out)

@@ -36,6 +36,7 @@ from stellar_graph.nodes.escalation import escalation
 from stellar_graph.nodes.intake import make_intake
 from stellar_graph.nodes.monitor import make_monitor
 from stellar_graph.nodes.optimizer import make_optimizer, route_after_optimizer
+from stellar_graph.runtime.runners import TaskRunner
 from stellar_graph.state import OrchestraInput, OrchestraOutput, OrchestraState
 from stellar_graph.tokens import count_tokens
 
@@ -52,6 +53,7 @@ def create_orchestra(
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
     extra_tools: ToolsProvider | None = None,
+    runner: TaskRunner | None = None,
 ) -> OrchestraGraph:
     """Build the orchestra's control graph.
 
@@ -64,6 +66,8 @@ def create_orchestra(
         seed: seed of the simulated agents and of the allocator's learner.
         clock: the time source (tests pass a fixed clock).
         extra_tools: returns tools every agent may call in addition to its spec's.
+        runner: starts task runs when the run context brings no runner (the LangGraph API
+            server's graph passes a :class:`~stellar_graph.runtime.ServerRunner`).
 
     Returns:
         An uncompiled ``StateGraph``; compile it with your checkpointer and store. Task runs are
@@ -91,7 +95,7 @@ def create_orchestra(
     builder.add_node("intake", make_intake(registry, tokens, clock))
     builder.add_node("monitor", make_monitor(cfg, clock))
     builder.add_node("allocator", make_allocator(cfg, clock, seed))
-    builder.add_node("dispatch", make_dispatch(clock), destinations=("optimizer", "escalation", END))
+    builder.add_node("dispatch", make_dispatch(clock, runner), destinations=("optimizer", "escalation", END))
     builder.add_node("optimizer", make_optimizer(cfg, clock))
     builder.add_node("escalation", escalation, destinations=("allocator", END))
     policy = AgentPolicy.from_config(cfg.emergency_protocols)

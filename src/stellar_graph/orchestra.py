@@ -39,6 +39,7 @@ from stellar_graph.errors import InvalidInputError, OrchestrationError, UnknownA
 from stellar_graph.events import EventHandler, EventHub
 from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
+from stellar_graph.history import alookup
 from stellar_graph.integrations.facade import IntegrationsMixin
 from stellar_graph.llm import make_chat_model
 from stellar_graph.mail import MailBridge
@@ -264,11 +265,27 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
             UnknownAgentError: no such allocation (the message lists known ones).
         """
         runtime = self._require_started()
-        self._task_for(allocation_id)
+        task_id = allocation_id.removeprefix("alloc-")
+        if not await self._known(task_id):
+            self._task_for(allocation_id)  # raises, naming the known allocation ids
         if wait:
             await runtime.wait_for(lambda state: _settled(state, allocation_id))
-        task = self._task_for(allocation_id)
-        return _execution_view(task, (self._state.get("allocations") or {}).get(allocation_id, {}))
+        records = await self.get_task_records([task_id])
+        record = records.get(task_id) or {"task": self._task_for(allocation_id), "allocation": {}}
+        return _execution_view(record["task"], record["allocation"])
+
+    async def get_task_records(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Task id -> ``{"task": record, "allocation": record}``, from the board or, for
+        finished tasks that have left it, from the history in the Store (the control state holds
+        active work and the newest finished tasks only). Unknown ids are left out."""
+        board, allocations = self._state.get("tasks") or {}, self._state.get("allocations") or {}
+        found = {t: {"task": dict(board[t]), "allocation": dict(allocations.get(allocation_id_for(t)) or {})}
+                 for t in task_ids if t in board}
+        found.update(await alookup(self._store, self.thread_id, [t for t in task_ids if t not in board]))
+        return found
+
+    async def _known(self, task_id: str) -> bool:
+        return task_id in (self._state.get("tasks") or {}) or bool(await alookup(self._store, self.thread_id, [task_id]))
 
     async def submit_run(self, payload: Mapping[str, Any]) -> None:
         """Queue one control run with ``payload`` as input and wait until it has committed.
@@ -310,7 +327,8 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         self._require_started()
         task_id = failure if isinstance(failure, str) else str(failure.get("task_id"))
         await self.refresh_state()  # a handler may call this while the run that failed it ends
-        task = self._task_for(allocation_id_for(task_id))
+        record = (await self.get_task_records([task_id])).get(task_id)
+        task = record["task"] if record is not None else self._task_for(allocation_id_for(task_id))
         escalated = task.get("status") == "failed" and "escalate" in self.config.emergency_protocols.recovery_strategies
         if escalated:
             await self.submit_run({"escalate_tasks": [task_id]})
@@ -398,6 +416,13 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         runs live, paused, intake open, event-handler errors."""
         status = self._runtime.status() if self._runtime is not None else {"started": False}
         return {**status, "handler_errors": self._events.handler_errors}
+
+    def take_node_timings(self) -> dict[str, dict[str, float]]:
+        """Node name -> ``{"seconds", "steps"}`` of the control runs since the last call (then reset)."""
+        if self._runtime is None:
+            return {}
+        timings, self._runtime.node_timings = self._runtime.node_timings, {}
+        return timings
 
     async def refresh_state(self) -> None:
         """Re-read the thread's state from the checkpointer."""

@@ -52,6 +52,9 @@ class TaskRunInput(TypedDict, total=False):
     attempt: int
     inbox: list[dict[str, Any]]
     """Bus messages for the agent, highest priority first; part of what it sees."""
+    report_to: dict[str, str]
+    """Set by the server runner: ``{"thread_id", "assistant_id"}`` of the orchestra the run's
+    outcome is sent to (as a control run enqueued on its thread)."""
 
 
 class RunHandle(TypedDict):
@@ -60,7 +63,8 @@ class RunHandle(TypedDict):
     task_id: str
     attempt: int
     thread_id: str
-    """The task run's thread: a UUID derived from the orchestra thread, task and attempt."""
+    """The task run's thread: a UUID derived from the orchestra thread, task and run number."""
+    orchestra_thread: str
     input: TaskRunInput
 
 

@@ -52,7 +52,7 @@ EVENTS = "events"
 MAX_DELIVERED = 1000
 """How many delivered message ids are remembered to drop redeliveries (bounded state)."""
 
-MAX_EVENTS = 200
+MAX_EVENTS = 50
 """Only the most recent events stay in the checkpoint (bounded state); handlers see them all."""
 
 

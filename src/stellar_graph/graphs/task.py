@@ -2,7 +2,7 @@
 
 ::
 
-    START → begin ─(the instance's agent type)→ atlas | edison | lilith | pythagoras | … → finish → END
+    START → begin ─(the instance's agent type)→ atlas | edison | lilith | pythagoras | … → finish → report_back → END
                                                    └─ error_handler (agent error) ──────┘
 
 Each agent type is a compiled subgraph node (Studio shows it expanded); its LLM step carries
@@ -10,6 +10,8 @@ LangGraph's ``RetryPolicy`` and ``TimeoutPolicy``. When an agent still fails aft
 (HTTP errors, timeouts, garbage replies), the node's ``error_handler`` turns the exception into a
 failed report marked ``agent_error``: the control graph then decides between reassign, fallback
 and escalate. A run is checkpointed like any thread, so a restart resumes it where it stopped.
+``report_back`` sends the outcome to the orchestra when the run was started by the
+:class:`~stellar_graph.runtime.ServerRunner` (the in-process runner delivers it itself).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
@@ -106,6 +109,20 @@ def create_task_graph(
                   "wall_seconds": round(max(wall, 0.0), 4)}
         return {"report": report}
 
+    async def report_back(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
+        """Under the LangGraph API server: enqueue the outcome on the orchestra's thread."""
+        target = state.get("report_to")
+        if target:
+            from langgraph_sdk import get_client
+
+            outcome = {"task_id": state["task"]["id"], "attempt": state.get("attempt", 1),
+                       "thread_id": (config.get("configurable") or {}).get("thread_id"), "report": state["report"]}
+            await get_client().runs.create(
+                target["thread_id"], target["assistant_id"], input={"task_outcomes": [outcome]},
+                multitask_strategy="enqueue",
+            )
+        return {}
+
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
     builder.add_node("begin", begin)
     for spec in registry.specs:
@@ -113,7 +130,9 @@ def create_task_graph(
         builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=agent_failed)
         builder.add_edge(spec.name, "finish")
     builder.add_node("finish", finish)
+    builder.add_node("report_back", report_back)
     builder.add_edge(START, "begin")
     builder.add_conditional_edges("begin", agent_type, names)
-    builder.add_edge("finish", END)
+    builder.add_edge("finish", "report_back")
+    builder.add_edge("report_back", END)
     return builder

@@ -18,6 +18,7 @@ from langgraph.types import Command
 from stellar_graph.board import FINISHED
 from stellar_graph.records import RunHandle, TaskRunInput, task_thread_id
 from stellar_graph.runtime.context import OrchestraContext
+from stellar_graph.runtime.runners import TaskRunner
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_dispatch", "slot_heads"]
@@ -25,8 +26,8 @@ __all__ = ["make_dispatch", "slot_heads"]
 Next = Literal["optimizer", "escalation", "__end__"]
 
 
-def make_dispatch(clock: Callable[[], datetime]) -> Callable[..., Any]:
-    """Build the dispatch node."""
+def make_dispatch(clock: Callable[[], datetime], runner: TaskRunner | None = None) -> Callable[..., Any]:
+    """Build the dispatch node; ``runner`` starts the runs unless the run context brings one."""
 
     async def dispatch(state: OrchestraState, config: RunnableConfig, runtime: Runtime[Any]) -> Command[Next]:
         tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
@@ -43,14 +44,15 @@ def make_dispatch(clock: Callable[[], datetime]) -> Callable[..., Any]:
                 read[agent_id] = [m["message_id"] for m in inbox]
             runs = int(task.get("runs", 0)) + 1  # attempts restart at 0 after a human's retry; runs never do
             handle = RunHandle(
-                task_id=task["id"], attempt=attempt, thread_id=task_thread_id(thread, task["id"], runs),
+                task_id=task["id"], attempt=attempt, thread_id=task_thread_id(thread, task["id"], runs), orchestra_thread=thread,
                 input=TaskRunInput(task=_task_fields(task), agent=dict(agents[agent_id]), attempt=attempt, inbox=inbox),
             )
             handles.append(handle)
             patches[task["id"]] = {"status": "running", "started_at": now, "run": dict(handle), "runs": runs}
         context = runtime.context if isinstance(runtime.context, OrchestraContext) else None
-        if handles and context is not None and context.runner is not None:
-            context.runner.start(handles)
+        starter = context.runner if context is not None and context.runner is not None else runner
+        if handles and starter is not None:
+            await starter.start(handles)
         update: dict[str, Any] = {"tasks": patches}
         if read:
             update["mailbox"] = {agent: dict.fromkeys(ids) for agent, ids in read.items()}

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from stellar_graph.board import FINISHED
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.history import aretire, plan_retirement
 from stellar_graph.memory import AGENT_STATS_NAMESPACE
 from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.state import OrchestraState
@@ -28,7 +30,14 @@ def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
     nothing is learned across runs and the counters stay in the metrics only.
     """
 
-    async def optimizer(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
+    async def optimizer(state: OrchestraState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+        update = await _learn(state, runtime)
+        if runtime.store is not None:  # retire finished work to the Store: the state stays bounded
+            thread = str((config.get("configurable") or {}).get("thread_id", ""))
+            await _retire(update, state, runtime.store, thread, clock())
+        return update
+
+    async def _learn(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks = state.get("tasks") or {}
         finished = [t for t in tasks.values() if t.get("status") in FINISHED and not t.get("learned")]
         fresh = [t for t in finished if t.get("agent_id")]
@@ -50,6 +59,21 @@ def make_optimizer(config: OrchestraConfig, clock: Callable[[], datetime]) -> Ca
         return update
 
     return optimizer
+
+
+async def _retire(update: dict[str, Any], state: OrchestraState, store: Any, thread: str, now: datetime) -> None:
+    """Move finished, learned tasks beyond the newest few out of the state into the Store."""
+    tasks = {tid: {**t, **(update["tasks"].get(tid) or {})} for tid, t in (state.get("tasks") or {}).items()}
+    allocations = state.get("allocations") or {}
+    plan = plan_retirement(tasks, allocations, now=now)
+    if not plan.task_ids:
+        return
+    await aretire(store, thread, plan, tasks, allocations)
+    removed = plan.update()
+    update["tasks"] = {**update["tasks"], **removed["tasks"]}
+    update["allocations"] = removed["allocations"]
+    for key, value in removed["metrics"].items():
+        update["metrics"][key] = update["metrics"].get(key, 0) + value
 
 
 def _latency(finished: list[dict[str, Any]]) -> dict[str, float]:

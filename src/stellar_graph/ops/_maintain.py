@@ -6,14 +6,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from stellar_graph.history import aprune_task_threads
 from stellar_graph.ops import _hooks
 from stellar_graph.ops import maintenance as _maintenance
 from stellar_graph.ops._base import OpsBase
 from stellar_graph.ops.maintenance import merge_summaries, plan_board_prune, vacuum_sqlite
+from stellar_graph.records import task_thread_id
 
 __all__ = ["MaintenanceMixin"]
-
-
 
 class MaintenanceMixin(OpsBase):
     """``enter_maintenance_mode``, ``perform_system_maintenance``, ``exit_maintenance_mode``."""
@@ -98,6 +98,12 @@ class MaintenanceMixin(OpsBase):
             before = await self._storage_sizes()
             await self._collect_node_timings()  # before the history they come from is pruned
             board = await self._prune_board(prune_finished_older_than)
+            if prune_finished_older_than is not None and self.store is not None:
+                horizon = prune_finished_older_than
+                horizon = horizon if isinstance(horizon, timedelta) else timedelta(seconds=float(horizon))
+                board["task_threads_deleted"] = board.get("task_threads_deleted", 0) + await aprune_task_threads(
+                    self.store, self.checkpointer, self.thread_id, finished_before=(self.now() - horizon).isoformat()
+                )
             checkpoints = (
                 await _maintenance.prune_checkpoints(self.checkpointer, self.thread_id)
                 if prune_checkpoints
@@ -137,15 +143,22 @@ class MaintenanceMixin(OpsBase):
             now=self.now(),
             older_than=horizon,
         )
+        deleted = 0
         if plan.task_ids:
             # As if `dispatch` wrote it: it routes by `Command` only, so the thread stays idle.
             await self.app.aupdate_state(config, plan.update(), as_node="dispatch")
+            tasks = values.get("tasks") or {}
+            for tid in plan.task_ids:  # their task runs' threads go too: history, not state
+                for run in range(1, int(tasks[tid].get("runs", 0)) + 1):
+                    await self.checkpointer.adelete_thread(task_thread_id(self.thread_id, tid, run))
+                    deleted += 1
             doc = await self._load_doc()
             doc["pruned"] = merge_summaries(doc.get("pruned"), plan.summary)
             await self._save_doc(doc)
         return {
             "pruned_tasks": len(plan.task_ids),
             "pruned_allocations": len(plan.allocation_ids),
+            "task_threads_deleted": deleted,
             "kept_for_dependents": plan.kept_for_dependents,
             "remaining_tasks": len(values.get("tasks") or {}) - len(plan.task_ids),
             "horizon_seconds": horizon.total_seconds(),

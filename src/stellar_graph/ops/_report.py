@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stellar_graph.history import asummary
 from stellar_graph.ops import _hooks
 from stellar_graph.ops._base import OpsBase
 from stellar_graph.ops.diagnostics import (
     agent_timings,
     bottleneck_report,
-    node_timings,
     overall_status,
     top_shares,
 )
-from stellar_graph.ops.maintenance import checkpoint_stats, file_sizes, sqlite_file
+from stellar_graph.ops.maintenance import checkpoint_stats, file_sizes, merge_summaries, sqlite_file
 from stellar_graph.persistence import sqlite_paths
 
 __all__ = ["DiagnosticsMixin"]
@@ -107,7 +107,8 @@ class DiagnosticsMixin(OpsBase):
         """
         nodes = await self._collect_node_timings()
         doc = await self._load_doc()
-        agents = agent_timings(self.state().get("tasks") or {}, doc.get("pruned"))
+        retired = merge_summaries(doc.get("pruned"), await asummary(self.store, self.thread_id))
+        agents = agent_timings(self.state().get("tasks") or {}, retired)
         node_rank = top_shares(nodes, "node", count="steps", top=top)
         agent_rank = top_shares(agents, "agent_id", count="tasks", top=top)
         return {
@@ -119,27 +120,17 @@ class DiagnosticsMixin(OpsBase):
 
     # -- internals -------------------------------------------------------------------------
     async def _collect_node_timings(self, limit: int = 500) -> dict[str, dict[str, float]]:
-        """Add the steps checkpointed since the last collection to the stored node totals."""
+        """Add the control runs' node timings measured since the last collection to the stored totals."""
         doc = await self._load_doc()
-        cursor = doc.get("cursor")
-        fresh: list[dict[str, Any]] = []
-        async for snap in self.app.aget_state_history(
-            {"configurable": {"thread_id": self.thread_id}}, limit=limit
-        ):
-            if cursor and snap.created_at <= cursor["created_at"]:
-                break
-            fresh.append({"created_at": snap.created_at, "next": list(snap.next)})
-        totals: dict[str, dict[str, float]] = {
-            k: dict(v) for k, v in (doc.get("nodes") or {}).items()
-        }
+        totals: dict[str, dict[str, float]] = {k: dict(v) for k, v in (doc.get("nodes") or {}).items()}
+        fresh = self.take_node_timings()
         if not fresh:
             return totals
-        fresh.reverse()
-        for name, row in node_timings([cursor, *fresh] if cursor else fresh).items():
+        for name, row in fresh.items():
             into = totals.setdefault(name, {"seconds": 0.0, "steps": 0})
             into["seconds"] += row["seconds"]
             into["steps"] += row["steps"]
-        doc["nodes"], doc["cursor"] = totals, fresh[-1]
+        doc["nodes"] = totals
         await self._save_doc(doc)
         return totals
 

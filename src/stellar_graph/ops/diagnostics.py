@@ -1,60 +1,28 @@
 """Where time goes, and how each component is doing (pure functions).
 
-Per-node timings come from the thread's checkpoint history: with checkpoints after every
-superstep, the time between a checkpoint and the next one is the duration of the step that ran
-the nodes listed in the first one's ``next``. Nodes that ran in parallel in one step (agent
-types working side by side) are each charged the whole step, since the step lasted as long as
-its slowest branch; a node's share is its charged time over the sum of all charges.
+Per-node timings of the control graph are measured by the runtime as its runs stream (a control
+run checkpoints once, at its end, so its history cannot tell the steps apart); a node's share is
+its time over the sum of all nodes' times.
 
 Per-agent timings come from the task reports (``wall_seconds`` of each attempt), plus what
 :mod:`~stellar_graph.ops.maintenance` summarised of tasks already pruned from the board.
 
 Example:
-    >>> node_timings([{"created_at": "2026-01-01T00:00:00+00:00", "next": ["allocator"]},
-    ...               {"created_at": "2026-01-01T00:00:02+00:00", "next": []}])["allocator"]["seconds"]
-    2.0
+    >>> top_shares({"allocator": {"seconds": 2.0, "steps": 1}}, "node", count="steps", top=1)["top"][0]["share"]
+    1.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stellar_graph.board import FINISHED
 
-__all__ = ["agent_timings", "bottleneck_report", "node_timings", "overall_status", "top_shares"]
+__all__ = ["agent_timings", "bottleneck_report", "overall_status", "top_shares"]
 
 _ORDER = {"ok": 0, "degraded": 1, "down": 2}
 _ATTEMPTED = FINISHED - {"refused"}
-
-
-def node_timings(steps: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Seconds charged to each node over consecutive checkpoints, oldest first.
-
-    Args:
-        steps: ``{"created_at": iso, "next": [node names]}`` per checkpoint, oldest first (from
-            ``aget_state_history``). A step whose successor belongs to a new run (``next`` empty)
-            is not charged.
-
-    Returns:
-        node -> ``{"seconds", "steps"}``. Internal nodes (``__start__``) are left out.
-    """
-    charged: dict[str, dict[str, float]] = {}
-    for here, after in zip(steps, steps[1:], strict=False):
-        names = [n for n in here.get("next") or [] if not n.startswith("__")]
-        if not names:
-            continue
-        seconds = (_when(after["created_at"]) - _when(here["created_at"])).total_seconds()
-        for name in dict.fromkeys(names):
-            row = charged.setdefault(name, {"seconds": 0.0, "steps": 0})
-            row["seconds"] += max(seconds, 0.0)
-            row["steps"] += 1
-    return charged
-
-
-def _when(value: str | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def agent_timings(

@@ -76,6 +76,7 @@ def plan_board_prune(
     *,
     now: datetime,
     older_than: timedelta,
+    keep_recent: int = 0,
 ) -> BoardPrunePlan:
     """Pick finished tasks that can leave the board.
 
@@ -88,6 +89,7 @@ def plan_board_prune(
         allocations: allocation id -> record.
         now: the orchestra's clock.
         older_than: the horizon; ``timedelta(0)`` prunes every eligible finished task.
+        keep_recent: the newest finished tasks that stay on the board anyway.
 
     Returns:
         The plan, with the summary of what it removes.
@@ -114,6 +116,11 @@ def plan_board_prune(
         plan.task_ids.append(tid)
         if allocation_id_for(tid) in allocations:
             plan.allocation_ids.append(allocation_id_for(tid))
+    if keep_recent:
+        plan.task_ids.sort(key=lambda t: _time(tasks[t].get("finished_at")))
+        plan.task_ids = plan.task_ids[:-keep_recent]
+        kept = set(plan.task_ids)
+        plan.allocation_ids = [a for a in plan.allocation_ids if a.removeprefix("alloc-") in kept]
     plan.task_ids.sort()
     plan.kept_for_dependents.sort()
     plan.summary = _summarise([tasks[t] for t in plan.task_ids])

@@ -2,6 +2,6 @@
 
 from stellar_graph.runtime.context import OrchestraContext
 from stellar_graph.runtime.control import OrchestraRuntime
-from stellar_graph.runtime.runners import LocalRunner, TaskRunner
+from stellar_graph.runtime.runners import LocalRunner, ServerRunner, TaskRunner
 
-__all__ = ["LocalRunner", "OrchestraContext", "OrchestraRuntime", "TaskRunner"]
+__all__ = ["LocalRunner", "OrchestraContext", "OrchestraRuntime", "ServerRunner", "TaskRunner"]

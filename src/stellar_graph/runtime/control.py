@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,11 @@ __all__ = ["EventCheck", "OrchestraRuntime"]
 logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 10_000
+CONTROL_DURABILITY = "exit"
+"""Control runs checkpoint once, at their end. They take milliseconds and are replayable: a run
+cut short by a crash left nothing behind, its caller never got an answer, and the outcomes it
+carried are delivered again on restart (the task runs' threads still hold them). Per-step
+checkpoints would copy the whole control state five times per run for nothing."""
 EventCheck = Callable[[Mapping[str, Any]], None]
 """Validates one event against the runtime's state and the input merged ahead of it; raises."""
 _LISTS = ("submit_tasks", "register_agents", "start_collaborations", "set_agent_health", "escalate_tasks",
@@ -72,7 +78,8 @@ class OrchestraRuntime:
         control: the compiled control graph (``create_orchestra(...).compile(...)``).
         tasks: the compiled task graph (``create_task_graph(...).compile(...)``), same checkpointer.
         thread_id: the orchestra's thread.
-        durability: LangGraph durability of control and task runs (``sync`` for exactly-once).
+        durability: LangGraph durability of the task runs (``sync``: a finished agent call is never
+            repeated after a crash); control runs always use :data:`CONTROL_DURABILITY`.
         on_event: called with each event a control run emits (with its ``event_id``).
         extra_input: called before each control run for input to add (the facade's bus mail).
         committed: called with that extra input once the run that carried it has committed.
@@ -94,6 +101,8 @@ class OrchestraRuntime:
         self.state: dict[str, Any] = {}
         """The control thread's latest values (refreshed after every control run)."""
         self._on_event = on_event
+        self.node_timings: dict[str, dict[str, float]] = {}
+        """Node name -> ``{"seconds", "steps"}`` of the control runs since start (diagnostics)."""
         self.listeners: list[Callable[[dict[str, Any]], object]] = []
         """Called with every ``updates`` chunk of every control run (node name -> update)."""
         self._extra_input, self._committed = extra_input, committed
@@ -113,7 +122,7 @@ class OrchestraRuntime:
         if snapshot.next and not snapshot.interrupts:
             logger.warning("finishing an unfinished control run on %s (next: %s)", self.thread_id, snapshot.next)
             await self.submit(None)
-        self.runner.start(self.running_handles())
+        await self.runner.start(self.running_handles())
 
     async def close(self) -> None:
         """Stop the control loop (call :meth:`wait_idle` first for a graceful stop)."""
@@ -303,17 +312,29 @@ class OrchestraRuntime:
     async def _run(self, payload: Any) -> list[dict[str, Any]]:
         context = OrchestraContext(runner=self.runner)
         stream = self.control.astream(
-            payload, self._config(), stream_mode="updates", durability=self.durability, context=context
+            payload, self._config(), stream_mode=["updates", "tasks"], durability=CONTROL_DURABILITY, context=context
         )
         self._status.runs += 1
         events: list[dict[str, Any]] = []
-        async for chunk in stream:
+        started: dict[str, float] = {}
+        async for mode, chunk in stream:
+            if mode == "tasks":  # node timings (the run leaves one checkpoint, not one per step)
+                self._time_node(chunk, started)
+                continue
             for listener in self.listeners:
                 listener(chunk)
             for update in chunk.values():
                 if isinstance(update, dict):
                     events.extend(update.get("events") or [])
         return events
+
+    def _time_node(self, event: Mapping[str, Any], started: dict[str, float]) -> None:
+        if "input" in event:
+            started[event["id"]] = time.perf_counter()
+        elif event["id"] in started:
+            row = self.node_timings.setdefault(str(event["name"]), {"seconds": 0.0, "steps": 0})
+            row["seconds"] += time.perf_counter() - started.pop(event["id"])
+            row["steps"] += 1
 
     async def _emit(self, events: list[dict[str, Any]]) -> None:
         """Hand a committed run's events to ``on_event``, each with its idempotency key."""

@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 
 from stellar_graph.records import RunHandle, TaskOutcome
 
-__all__ = ["LocalRunner", "OutcomeSink", "TaskRunner"]
+__all__ = ["LocalRunner", "OutcomeSink", "ServerRunner", "TaskRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ OutcomeSink = Callable[[TaskOutcome], Awaitable[None]]
 class TaskRunner(Protocol):
     """Starts task runs and reports their outcomes."""
 
-    def start(self, handles: Sequence[RunHandle]) -> None:
-        """Start (or resume) each handle's run unless it is already live; never blocks."""
+    async def start(self, handles: Sequence[RunHandle]) -> None:
+        """Start (or resume) each handle's run unless it is already live; never waits for one."""
 
     @property
     def live(self) -> int:
@@ -65,7 +65,7 @@ class LocalRunner:
         """Task runs in flight."""
         return len(self._live)
 
-    def start(self, handles: Sequence[RunHandle]) -> None:
+    async def start(self, handles: Sequence[RunHandle]) -> None:
         """Start each handle's run as an asyncio task, unless it is running already."""
         for handle in handles:
             thread = handle["thread_id"]
@@ -118,3 +118,46 @@ class LocalRunner:
         out = await self.app.ainvoke(payload, config, durability=self.durability)
         report = out.get("report")
         return dict(report) if report else None
+
+
+class ServerRunner:
+    """Task runs as background runs on the LangGraph API server that serves the orchestra.
+
+    Each run goes to the server's task queue on its own thread (``if_not_exists="create"``), so the
+    server's workers execute it (``--n-jobs-per-worker`` of them at once), checkpoint it and show
+    it in Studio. The task graph sends its outcome back itself: its last node enqueues a control
+    run on the orchestra's thread (``report_to``). Nothing here waits for a run: a node that waited
+    would hold a worker slot (see ``docs/decisions.md``).
+
+    Args:
+        assistant_id: the task graph's name in ``langgraph.json``.
+        orchestra_id: the orchestra graph's name in ``langgraph.json`` (where outcomes go).
+        url: the server's URL; ``None`` talks to the server this code runs in.
+    """
+
+    def __init__(self, *, assistant_id: str = "task", orchestra_id: str = "orchestra", url: str | None = None) -> None:
+        self.assistant_id, self.orchestra_id, self.url = assistant_id, orchestra_id, url
+        self.started = 0
+
+    @property
+    def live(self) -> int:
+        """Runs are the server's to count; this process holds none."""
+        return 0
+
+    async def start(self, handles: Sequence[RunHandle]) -> None:
+        """Create one background run per handle; a run already on its thread is left alone."""
+        from langgraph_sdk import get_client
+        from langgraph_sdk.errors import ConflictError
+
+        client = get_client(url=self.url)
+        for handle in handles:
+            report_to = {"thread_id": handle["orchestra_thread"], "assistant_id": self.orchestra_id}
+            try:
+                await client.runs.create(
+                    handle["thread_id"], self.assistant_id, input={**handle["input"], "report_to": report_to},
+                    metadata={"task_id": handle["task_id"], "attempt": handle["attempt"]},
+                    if_not_exists="create", multitask_strategy="reject",
+                )
+                self.started += 1
+            except ConflictError:  # started before a restart of this control run: keep that one
+                logger.info("task run %s is already running", handle["thread_id"])
