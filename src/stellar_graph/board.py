@@ -299,8 +299,12 @@ class _SlotQueues:
         return np.array([int(lengths.sum()) for lengths in self.length])
 
     def push(self, agent: int, minutes: float) -> tuple[int, int, float]:
-        """Queue a task on the agent's earliest-free slot; return (slot, position, start minutes)."""
-        slot = int(np.argmin(self.busy_until[agent]))
+        """Queue a task on the agent's earliest-free slot; return (slot, position, start minutes).
+
+        Running work occupies a slot without a predicted end here, so among slots free equally
+        early the emptier one wins: a free slot before one that is running something.
+        """
+        slot = int(np.lexsort((self.length[agent], self.busy_until[agent]))[0])
         start = float(self.busy_until[agent][slot])
         position = int(self.length[agent][slot])
         self.busy_until[agent][slot] += minutes

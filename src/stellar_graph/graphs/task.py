@@ -2,15 +2,16 @@
 
 ::
 
-    START → begin ─(the instance's agent type)→ atlas | edison | lilith | pythagoras | … → finish → report_back → END
+    START → begin ─(the instance's agent type)→ atlas | edison | lilith | pythagoras | … → finish → END
                                                    └─ error_handler (agent error) ──────┘
 
 Each agent type is a compiled subgraph node (Studio shows it expanded); its LLM step carries
 LangGraph's ``RetryPolicy`` and ``TimeoutPolicy``. When an agent still fails after its retries
 (HTTP errors, timeouts, garbage replies), the node's ``error_handler`` turns the exception into a
 failed report marked ``agent_error``: the control graph then decides between reassign, fallback
-and escalate. A run is checkpointed like any thread, so a restart resumes it where it stopped.
-``report_back`` sends the outcome to the orchestra when the run was started by the
+and escalate. A run is checkpointed like any thread (each step, the agent's own steps in its
+namespace), so a restart resumes it where it stopped and never calls a finished agent again.
+``finish`` also sends the outcome to the orchestra when the run was started by the
 :class:`~stellar_graph.runtime.ServerRunner` (the in-process runner delivers it itself).
 """
 
@@ -103,25 +104,22 @@ def create_task_graph(
         }
         return Command(update={"report": report}, goto="finish")
 
-    def finish(state: TaskRunState) -> dict[str, Any]:
+    async def finish(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
+        """Stamp the report; under the LangGraph API server, enqueue it on the orchestra's thread."""
         wall = time.time() - state.get("began", time.time())
         report = {**state["report"], "started_at": state.get("started_at"), "finished_at": clock().isoformat(),
                   "wall_seconds": round(max(wall, 0.0), 4)}
-        return {"report": report}
-
-    async def report_back(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
-        """Under the LangGraph API server: enqueue the outcome on the orchestra's thread."""
         target = state.get("report_to")
         if target:
             from langgraph_sdk import get_client
 
             outcome = {"task_id": state["task"]["id"], "attempt": state.get("attempt", 1),
-                       "thread_id": (config.get("configurable") or {}).get("thread_id"), "report": state["report"]}
+                       "thread_id": (config.get("configurable") or {}).get("thread_id"), "report": report}
             await get_client().runs.create(
                 target["thread_id"], target["assistant_id"], input={"task_outcomes": [outcome]},
                 multitask_strategy="enqueue",
             )
-        return {}
+        return {"report": report}
 
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
     builder.add_node("begin", begin)
@@ -130,9 +128,7 @@ def create_task_graph(
         builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=agent_failed)
         builder.add_edge(spec.name, "finish")
     builder.add_node("finish", finish)
-    builder.add_node("report_back", report_back)
     builder.add_edge(START, "begin")
     builder.add_conditional_edges("begin", agent_type, names)
-    builder.add_edge("finish", "report_back")
-    builder.add_edge("report_back", END)
+    builder.add_edge("finish", END)
     return builder
