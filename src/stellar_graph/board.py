@@ -87,11 +87,12 @@ def ready_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict
     for tid, record in tasks.items():
         if record.get("status") not in WAITING:
             continue
-        deps = [tasks.get(d, {}).get("status") for d in record.get("dependencies") or []]
+        settled = record.get("settled_dependencies") or {}  # dependencies that left the board
+        deps = [tasks.get(d, {}).get("status") or settled.get(d) for d in record.get("dependencies") or []]
         bad = [d for d, s in zip(record.get("dependencies") or [], deps, strict=True) if s in {"failed", "refused"}]
         if bad:
             if record.get("status") != "held":  # already held: nothing new to decide
-                doomed[tid] = f"dependency {bad[0]!r} {tasks[bad[0]]['status']}"
+                doomed[tid] = f"dependency {bad[0]!r} {deps[(record.get('dependencies') or []).index(bad[0])]}"
         elif all(s == "completed" for s in deps):
             ready.append(tid)
     ready.sort(key=lambda t: _order_key(tasks[t]))

@@ -11,11 +11,12 @@ of the board does (``ops.maintenance.plan_board_prune`` picks both).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.store.base import BaseStore, GetOp, PutOp
 
-from stellar_graph.ops.maintenance import BoardPrunePlan, merge_summaries, plan_board_prune
+if TYPE_CHECKING:
+    from stellar_graph.ops.maintenance import BoardPrunePlan
 
 __all__ = [
     "HISTORY_NAMESPACE",
@@ -41,6 +42,8 @@ def plan_retirement(
     """Finished, learned tasks that no unfinished task depends on, but the newest few."""
     from datetime import timedelta
 
+    from stellar_graph.ops.maintenance import plan_board_prune  # the ops package imports this module
+
     return plan_board_prune(tasks, allocations, now=now, older_than=timedelta(0), keep_recent=RECENT_FINISHED)
 
 
@@ -58,6 +61,8 @@ async def aretire(
                                "threads_pruned": False})
         for tid in plan.task_ids
     ]
+    from stellar_graph.ops.maintenance import merge_summaries
+
     summary = merge_summaries(await asummary(store, thread_id), plan.summary)
     await store.abatch([*ops, PutOp(SUMMARY_NAMESPACE, thread_id, summary)])
 

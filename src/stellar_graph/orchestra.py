@@ -50,7 +50,13 @@ from stellar_graph.optimizer import SystemOptimizer
 from stellar_graph.persistence import open_persistence
 from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.scoring_tools import create_scoring_tools
-from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
+from stellar_graph.submission import (
+    accept_agents,
+    accept_tasks,
+    check_strategy,
+    known_agent_names,
+    referenced_ids,
+)
 from stellar_graph.task_allocator import TaskAllocator
 from stellar_graph.tokens import count_tokens
 
@@ -244,10 +250,13 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
                 errors=[{"field": "tasks", "value": type(tasks).__name__, "message": "not a list"}],
             )
         raw = [t.model_dump(mode="json") if isinstance(t, BaseModel) else t for t in tasks]
-        records = self._accept_tasks(raw, {})  # fail fast, before queueing
+        history = await alookup(self._store, self.thread_id, referenced_ids(raw))
+        finished = {tid: str(item["task"].get("status")) for tid, item in history.items()}
+        records = self._accept_tasks(raw, {}, finished)  # fail fast, before queueing
 
         def check(ahead: Mapping[str, Any]) -> None:
-            self._accept_tasks(raw, ahead)  # again, behind the events queued ahead of it
+            # Again, behind the events queued ahead of it and what left the board meanwhile.
+            self._accept_tasks(raw, ahead, {**finished, **runtime.retired})
 
         payload: dict[str, Any] = {"submit_tasks": [dict(t) for t in raw]}
         if strategy is not None:
@@ -458,12 +467,14 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         existing = {**(self._state.get("agents") or {}), **{a.get("agent_id"): a for a in ahead.get("register_agents") or []}}
         return accept_agents(existing, raw, self.agent_types, count_tokens)
 
-    def _accept_tasks(self, raw: Sequence[Any], ahead: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Validate tasks against the board plus the tasks (and agents) queued ahead of them."""
+    def _accept_tasks(
+        self, raw: Sequence[Any], ahead: Mapping[str, Any], finished: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Validate tasks against the board, the history and the tasks (and agents) queued ahead."""
         board = {**(self._state.get("tasks") or {}), **{t.get("id"): t for t in ahead.get("submit_tasks") or []}}
         agents = {**(self._state.get("agents") or {}), **{a.get("agent_id"): a for a in ahead.get("register_agents") or []}}
         known = known_agent_names(agents, self.agent_types)
-        return accept_tasks(board, raw, count_tokens, now=self._clock(), known_agents=known)
+        return accept_tasks(board, raw, count_tokens, now=self._clock(), known_agents=known, finished=finished)
 
     def _on_event(self, event: dict[str, Any]) -> None:
         # Handlers run beside the control loop, not inside it: a slow handler, or one that calls

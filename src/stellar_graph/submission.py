@@ -15,10 +15,15 @@ from typing import Any
 from stellar_graph.agents.render import render_system_prompt, render_task_message
 from stellar_graph.agents.spec import AgentTypeRegistry
 from stellar_graph.allocation import STRATEGIES
-from stellar_graph.errors import ConfigurationError, DuplicateAgentError, InvalidInputError
+from stellar_graph.errors import (
+    ConfigurationError,
+    DuplicateAgentError,
+    DuplicateTaskError,
+    InvalidInputError,
+)
 from stellar_graph.models import AgentProfile, Task, parse_model
 
-__all__ = ["accept_agents", "accept_tasks", "check_strategy", "known_agent_names"]
+__all__ = ["accept_agents", "accept_tasks", "check_strategy", "known_agent_names", "referenced_ids"]
 
 TokenCounter = Callable[[str], int]
 
@@ -58,12 +63,16 @@ def accept_tasks(
     *,
     now: datetime,
     known_agents: Collection[str] | None = None,
+    finished: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Validate tasks; return task id -> board record (status ``pending``).
 
     Args:
         known_agents: agent ids and type names a task's ``preferred_agents`` may name
             (``None`` skips that check).
+        finished: id -> final status of tasks that ran and left the board: their ids are taken
+            for good, and a dependency on one is settled by its status (recorded on the task as
+            ``settled_dependencies``).
 
     Raises:
         InvalidInputError: a task is malformed, its id is taken, a dependency or preferred agent
@@ -78,10 +87,13 @@ def accept_tasks(
                 _fail(t.id, "preferred_agents", unknown, "unknown agent id(s) or type(s)",
                       f"register the agent first or name one of {sorted(known_agents)[:20]}")
     ids = [t.id for t in tasks]
+    finished = finished or {}
     for t in tasks:
         if t.id in existing or ids.count(t.id) > 1:
-            _fail(t.id, "id", t.id, "a task with this id already exists", "use a new id")
-    known = set(existing) | set(ids)
+            raise DuplicateTaskError(t.id, where="is already on the board" if t.id in existing else "is repeated in the batch")
+        if t.id in finished:
+            raise DuplicateTaskError(t.id, where="already ran (it is in the orchestra's history)")
+    known = set(existing) | set(ids) | set(finished)
     for t in tasks:
         unknown = [d for d in t.dependencies if d not in known]
         if unknown:
@@ -91,6 +103,9 @@ def accept_tasks(
     records = {}
     for offset, t in enumerate(tasks, start=1):
         record = t.model_dump(mode="json")
+        settled = {d: finished[d] for d in t.dependencies if d in finished and d not in existing}
+        if settled:
+            record["settled_dependencies"] = settled
         record.update(
             status="pending",
             seq=seq + offset,
@@ -100,6 +115,16 @@ def accept_tasks(
         )
         records[t.id] = record
     return records
+
+
+def referenced_ids(raw: Sequence[Any]) -> list[str]:
+    """The task ids and dependency ids named in a raw batch (to look up in the history first)."""
+    ids: list[str] = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            deps = item.get("dependencies")
+            ids += [str(x) for x in [item.get("id"), *(deps if isinstance(deps, list) else [])] if isinstance(x, str)]
+    return list(dict.fromkeys(ids))
 
 
 def check_strategy(strategy: str | None) -> None:

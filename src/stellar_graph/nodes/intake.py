@@ -6,31 +6,43 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
 from stellar_graph.agents.spec import AgentTypeRegistry
-from stellar_graph.nodes import StateNode
+from stellar_graph.history import alookup
 from stellar_graph.ops.health import health_update
 from stellar_graph.state import OrchestraState
-from stellar_graph.submission import accept_agents, accept_tasks, check_strategy, known_agent_names
+from stellar_graph.submission import (
+    accept_agents,
+    accept_tasks,
+    check_strategy,
+    known_agent_names,
+    referenced_ids,
+)
 
 __all__ = ["make_intake"]
 
 
 def make_intake(
     registry: AgentTypeRegistry, count_tokens: Callable[[str], int], clock: Callable[[], datetime]
-) -> StateNode:
+) -> Callable[..., Any]:
     """Build the intake node.
 
     It raises on bad input (the run stops before anything is written, so nothing already
     accepted changes) and clears the input keys so a later run does not see them again.
     """
 
-    def intake(state: OrchestraState) -> dict[str, Any]:
+    async def intake(state: OrchestraState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
         check_strategy(state.get("allocation_strategy"))
         agents = accept_agents(state.get("agents") or {}, state.get("register_agents") or [], registry, count_tokens)
         known = known_agent_names({**(state.get("agents") or {}), **agents}, registry)
-        tasks = accept_tasks(
-            state.get("tasks") or {}, state.get("submit_tasks") or [], count_tokens, now=clock(), known_agents=known
-        )
+        raw = state.get("submit_tasks") or []
+        thread = str((config.get("configurable") or {}).get("thread_id", ""))
+        board = state.get("tasks") or {}
+        history = await alookup(runtime.store, thread, [t for t in referenced_ids(raw) if t not in board])
+        finished = {tid: str(item["task"].get("status")) for tid, item in history.items()}
+        tasks = accept_tasks(board, raw, count_tokens, now=clock(), known_agents=known, finished=finished)
         update: dict[str, Any] = {
             "submit_tasks": [], "register_agents": [], "deliver_messages": [], "escalate_tasks": [], "set_agent_health": [],
         }

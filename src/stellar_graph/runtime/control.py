@@ -43,6 +43,7 @@ __all__ = ["EventCheck", "OrchestraRuntime"]
 logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 10_000
+RETIRED_MEMORY = 10_000
 CONTROL_DURABILITY = "exit"
 """Control runs checkpoint once, at their end. They take milliseconds and are replayable: a run
 cut short by a crash left nothing behind, its caller never got an answer, and the outcomes it
@@ -100,6 +101,10 @@ class OrchestraRuntime:
         self.runner = LocalRunner(tasks, self._deliver, durability=durability, on_done=self._run_finished)
         self.state: dict[str, Any] = {}
         """The control thread's latest values (refreshed after every control run)."""
+        self.retired: dict[str, str] = {}
+        """Id -> status of finished tasks the control runs of this process moved off the board
+        (the newest :data:`RETIRED_MEMORY`): a submission checked against the history before one
+        of them left the board is checked against this too."""
         self._on_event = on_event
         self.node_timings: dict[str, dict[str, float]] = {}
         """Node name -> ``{"seconds", "steps"}`` of the control runs since start (diagnostics)."""
@@ -353,7 +358,12 @@ class OrchestraRuntime:
 
     async def _refresh(self) -> None:
         snapshot = await self.control.aget_state(self._config())
-        self.state = dict(snapshot.values or {})
+        before, self.state = self.state.get("tasks") or {}, dict(snapshot.values or {})
+        board = self.state.get("tasks") or {}
+        for tid in before.keys() - board.keys():
+            self.retired[tid] = str(before[tid].get("status"))
+        while len(self.retired) > RETIRED_MEMORY:
+            del self.retired[next(iter(self.retired))]
 
     def _run_finished(self) -> None:
         if self._loop is not None and not self._loop.done():
