@@ -97,7 +97,7 @@ async def test_a_bad_task_rejects_its_whole_batch(orchestra: StellarOrchestra) -
 
 
 async def test_duplicate_task_id_and_unknown_dependency_and_cycle(orchestra: StellarOrchestra) -> None:
-    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_task(GOOD), "good-1", "already exists")
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_task(GOOD), "good-1", "already on the board")
     await _rejects(orchestra, InvalidInputError,
                    lambda: orchestra.orchestrate_task({**GOOD, "id": "t6", "dependencies": ["nope"]}), "nope", "unknown task")
     cycle = [{**GOOD, "id": "a", "dependencies": ["b"]}, {**GOOD, "id": "b", "dependencies": ["a"]}]
