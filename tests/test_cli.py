@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,42 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout
+
+
+async def test_rerunning_a_scenario_whose_run_died_continues_its_thread(tmp_path: Path) -> None:
+    """A run that never finished (killed: its marker says so) is continued, not redone: the agents
+    and the tasks already on the thread are not submitted again, and the report shows each once."""
+    import json as _json
+
+    from stellar_graph import StellarOrchestra
+    from stellar_graph.scenarios import load_scenario
+
+    data = tmp_path / "d"
+    scenario = load_scenario("vegapunk", now=datetime.now(UTC))
+    config = scenario.config.merged({"persistence": {"data_dir": str(data)}})
+    async with StellarOrchestra(config, thread_id="vegapunk-killed") as orchestra:  # the dead run's part
+        for agent in scenario.agents:
+            await orchestra.register_agent(agent)
+        await orchestra.orchestrate_multiple_tasks(scenario.tasks[:4])
+        await orchestra.wait_idle()
+        done_before = orchestra.state()["metrics"]["agent_calls"]
+    (data / "runs").mkdir()
+    (data / "runs" / "vegapunk.json").write_text(_json.dumps({"thread": "vegapunk-killed", "finished": False}))
+
+    report = tmp_path / "r.json"
+    code = await asyncio.to_thread(main, ["run", "vegapunk", "--data-dir", str(data), "--report", str(report), "--quiet"])
+    assert code == 0
+    body = _json.loads(report.read_text())
+    assert body["thread_id"] == "vegapunk-killed"
+    assert sorted(body["tasks"]) == sorted(t["id"] for t in scenario.tasks)  # each task, once
+    async with StellarOrchestra(config, thread_id="vegapunk-killed") as orchestra:
+        metrics = orchestra.state()["metrics"]
+    refused = sum(1 for row in body["tasks"].values() if row["status"] == "refused")
+    # The first four ran once, before; only the rest ran now.
+    assert metrics["tasks_submitted"] == len(scenario.tasks)
+    assert metrics["agent_calls"] == done_before + len(scenario.tasks) - 4 - refused
+    assert _json.loads((data / "runs" / "vegapunk.json").read_text())["finished"] is True
+    # Finished: the next run starts a new thread.
+    args = ["run", "vegapunk", "--data-dir", str(data), "--report", str(report), "--quiet"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert _json.loads(report.read_text())["thread_id"] != "vegapunk-killed"

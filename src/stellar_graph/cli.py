@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help=f"a bundled scenario ({', '.join(bundled_scenarios())}) or a YAML file")
     run.add_argument("--data-dir", default=None, help="where the SQLite files go (default .stellar_graph)")
     run.add_argument("--report", default=None, help="JSON report path (default reports/<scenario>-<time>.json)")
-    run.add_argument("--thread", default=None, help="thread id (default: a new one per run)")
+    run.add_argument("--thread", default=None,
+                     help="thread id (default: the unfinished last run of this scenario, else a new one)")
+    run.add_argument("--new", action="store_true", help="start a new thread even if the last run did not finish")
     run.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
     run.add_argument("--seed", type=int, default=0, help="simulation seed")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -164,20 +166,20 @@ async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], P
     if args.model:
         patch["llm"] = {"model": args.model}
     config = scenario.config.merged(patch) if patch else scenario.config
-    thread = args.thread or f"{scenario.name}-{started.strftime('%Y%m%dT%H%M%S%f')}"
+    marker = sqlite_paths(config.persistence)[0].parent / "runs" / f"{scenario.name}.json"
+    resumed = None if args.thread or args.new else _unfinished(marker)
+    thread = args.thread or resumed or f"{scenario.name}-{started.strftime('%Y%m%dT%H%M%S%f')}"
     orchestra = StellarOrchestra(config, thread_id=thread, seed=args.seed)
     simulated = orchestra.simulated
     print(f"stellar-graph: scenario {scenario.name!r}, thread {thread!r}, "
           f"{'SIMULATED agents (no model configured)' if simulated else 'LLM agents'}", file=out)
+    if resumed:
+        print(f"  resuming: the last run of {scenario.name!r} did not finish (`--new` starts over)", file=out)
     if not args.quiet:
         orchestra.on("*", lambda e: print(_progress_line(e), file=out, flush=True))
+    _mark(marker, thread, finished=False)
     async with orchestra:
-        for agent in scenario.agents:
-            await orchestra.register_agent(agent)
-        if scenario.tasks or not scenario.collaborations:
-            await orchestra.orchestrate_multiple_tasks(scenario.tasks)
-        if scenario.collaborations:
-            await orchestra.submit_run({"start_collaborations": scenario.collaborations})
+        await _submit_missing(orchestra, scenario)  # on a resumed thread, only what it lacks
         await orchestra.wait_idle()
         records = await orchestra.get_task_records([t["id"] for t in scenario.tasks])  # board + history
         state = {**orchestra.state(), "tasks": {t: r["task"] for t, r in records.items()},
@@ -192,7 +194,39 @@ async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], P
             print(collaboration_summary(record), file=out)
         print(collaboration_totals(state), file=out)
     report = _report(scenario, thread, simulated, state, metrics, started)
+    _mark(marker, thread, finished=True)
     return report, Path(args.report or f"reports/{scenario.name}-{started.strftime('%Y%m%dT%H%M%S')}.json")
+
+
+async def _submit_missing(orchestra: StellarOrchestra, scenario: Scenario) -> None:
+    """Register the scenario's agents and submit its tasks and goals that the thread lacks."""
+    for agent in scenario.agents:
+        if agent["agent_id"] not in orchestra.registered_agents():
+            await orchestra.register_agent(agent)
+    known = await orchestra.get_task_records([t["id"] for t in scenario.tasks])
+    tasks = [t for t in scenario.tasks if t["id"] not in known]
+    if tasks or not (scenario.collaborations or scenario.tasks):
+        await orchestra.orchestrate_multiple_tasks(tasks)
+    goals = orchestra.state().get("collaborations") or {}
+    collaborations = [c for c in scenario.collaborations if c["goal"]["id"] not in goals]
+    if collaborations:
+        await orchestra.submit_run({"start_collaborations": collaborations})
+
+
+def _unfinished(marker: Path) -> str | None:
+    """The thread of the scenario's last run if that run did not finish (killed, crashed)."""
+    try:
+        last = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return None if last.get("finished") else str(last.get("thread") or "") or None
+
+
+def _mark(marker: Path, thread: str, *, finished: bool) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"thread": thread, "finished": finished}), encoding="utf-8")
+    tmp.replace(marker)
 
 
 def _progress_line(event: dict[str, Any]) -> str:
