@@ -11,9 +11,10 @@ of the board does (``ops.maintenance.plan_board_prune`` picks both).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from langgraph.store.base import BaseStore, GetOp, PutOp
+from langgraph.store.base import BaseStore, GetOp, Item, PutOp
 
 if TYPE_CHECKING:
     from stellar_graph.ops.maintenance import BoardPrunePlan
@@ -40,9 +41,8 @@ def plan_retirement(
     tasks: Mapping[str, Mapping[str, Any]], allocations: Mapping[str, Mapping[str, Any]], *, now: Any
 ) -> BoardPrunePlan:
     """Finished, learned tasks that no unfinished task depends on, but the newest few."""
-    from datetime import timedelta
-
-    from stellar_graph.ops.maintenance import plan_board_prune  # the ops package imports this module
+    # Imported here: the ops package imports this module.
+    from stellar_graph.ops.maintenance import plan_board_prune
 
     return plan_board_prune(tasks, allocations, now=now, older_than=timedelta(0), keep_recent=RECENT_FINISHED)
 
@@ -81,7 +81,7 @@ async def alookup(store: BaseStore | None, thread_id: str, task_ids: Iterable[st
     if store is None or not ids:
         return {}
     items = await store.abatch([GetOp((*HISTORY_NAMESPACE, thread_id), tid) for tid in ids])
-    return {tid: dict(item.value) for tid, item in zip(ids, items, strict=True) if item is not None}
+    return {tid: dict(item.value) for tid, item in zip(ids, items, strict=True) if isinstance(item, Item)}
 
 
 async def aprune_task_threads(store: BaseStore, saver: Any, thread_id: str, *, finished_before: str) -> int:

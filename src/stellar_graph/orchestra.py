@@ -95,7 +95,9 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         self.thread_id = thread_id
         self.agent_types = AgentTypeRegistry(agents)
         self._model = model if model is not None else make_chat_model(self.config.llm)
-        graphs = {"model": self._model, "agents": agents, "seed": seed, "clock": clock, "extra_tools": self.external_tools}
+        graphs: dict[str, Any] = {
+            "model": self._model, "agents": agents, "seed": seed, "clock": clock, "extra_tools": self.external_tools,
+        }
         self._graph = create_orchestra(self.config, **graphs)
         self._task_graph = create_task_graph(self.config, **graphs)
         self._checkpointer, self._store = checkpointer, store

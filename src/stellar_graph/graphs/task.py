@@ -113,10 +113,11 @@ def create_task_graph(
         if target:
             from langgraph_sdk import get_client
 
-            outcome = {"task_id": state["task"]["id"], "attempt": state.get("attempt", 1),
+            outcome: dict[str, Any] = {"task_id": state["task"]["id"], "attempt": state.get("attempt", 1),
                        "thread_id": (config.get("configurable") or {}).get("thread_id"), "report": report}
+            event: dict[str, Any] = {"task_outcomes": [outcome]}
             await get_client().runs.create(
-                target["thread_id"], target["assistant_id"], input={"task_outcomes": [outcome]},
+                target["thread_id"], target["assistant_id"], input=event,
                 multitask_strategy="enqueue",
             )
         return {"report": report}

@@ -19,7 +19,6 @@ from stellar_graph.board import FINISHED, allocation_id_for
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.nodes import StateNode
 from stellar_graph.ops.health import health_update
-from stellar_graph.records import TaskOutcome
 from stellar_graph.recovery import after_report
 from stellar_graph.state import OrchestraState
 
@@ -65,7 +64,7 @@ def make_monitor(config: OrchestraConfig, clock: Callable[[], datetime]) -> Stat
     return monitor
 
 
-def _current(task: Mapping[str, Any], outcome: TaskOutcome) -> bool:
+def _current(task: Mapping[str, Any], outcome: Mapping[str, Any]) -> bool:
     """Whether the outcome is of the task's run in flight (not a repeat, not a stale attempt)."""
     run = task.get("run") or {}
     return task.get("status") == "running" and run.get("thread_id") == outcome.get("thread_id")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -73,10 +74,10 @@ class LocalRunner:
                 continue
             task = asyncio.get_running_loop().create_task(self._run(handle), name=f"task-run-{handle['task_id']}")
             self._live[thread] = task
-            task.add_done_callback(lambda _t, thread=thread: self._finished(thread))
+            task.add_done_callback(partial(self._finished, thread))
             self.started += 1
 
-    def _finished(self, thread: str) -> None:
+    def _finished(self, thread: str, _task: object = None) -> None:
         self._live.pop(thread, None)
         if self.on_done is not None:
             self.on_done()
@@ -153,8 +154,9 @@ class ServerRunner:
         for handle in handles:
             report_to = {"thread_id": handle["orchestra_thread"], "assistant_id": self.orchestra_id}
             try:
+                payload: dict[str, Any] = {**handle["input"], "report_to": report_to}
                 await client.runs.create(
-                    handle["thread_id"], self.assistant_id, input={**handle["input"], "report_to": report_to},
+                    handle["thread_id"], self.assistant_id, input=payload,
                     metadata={"task_id": handle["task_id"], "attempt": handle["attempt"]},
                     if_not_exists="create", multitask_strategy="reject",
                 )
