@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/stellar-graph run vegapunk
 
-test: $(STAMP) lint
+test: $(STAMP) lint typecheck
 	bash tools/ensure_system_packages.sh
 	$(BIN)/python -m pytest -q
 
