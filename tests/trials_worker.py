@@ -4,7 +4,8 @@ Usage: python trials_worker.py DATA_DIR LOG_FILE {start|resume} N_TASKS SEED
 
 Three agents of capacity 1. The agents' model is scripted: each call appends ``start <task>`` to
 LOG_FILE, sleeps a seeded 0.1-0.3 s (so the agents' calls do not end in lockstep), appends
-``end <task>`` and answers. The parent kills this process at a random point and resumes it.
+``end <task>`` and answers; each ``task_completed`` event handed to a handler appends
+``event <event id> <task>``. The parent kills this process at a random point and resumes it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main() -> None:
 
     async def run() -> None:
         async with StellarOrchestra(config, model=model, thread_id="trials") as orchestra:
+            orchestra.on("task_completed", lambda e: _append(log_file, f"event {e['event_id']} {e['task_id']}"))
             if mode == "start":
                 for i in range(3):
                     await orchestra.register_agent(

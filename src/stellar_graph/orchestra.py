@@ -478,12 +478,13 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         known = known_agent_names(agents, self.agent_types)
         return accept_tasks(board, raw, count_tokens, now=self._clock(), known_agents=known, finished=finished)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: dict[str, Any]) -> asyncio.Task[None]:
         # Handlers run beside the control loop, not inside it: a slow handler, or one that calls
         # back into the orchestra (handle_task_failure), never holds up or deadlocks it.
         task = asyncio.get_running_loop().create_task(self._events.emit(event))
         self._handlers_running.add(task)
         task.add_done_callback(self._handlers_running.discard)
+        return task
 
     def _take_mail(self) -> dict[str, Any]:
         mail = self._mail.take((self._state.get("agents") or {}).keys()) if self._mail is not None else []

@@ -287,7 +287,8 @@ class WebhookDispatcher:
 
     def send(self, url: str, event: Mapping[str, Any]) -> bool:
         """Schedule one delivery of ``event`` to ``url``; False if it was dropped."""
-        delivery_id, body = encode_event(event)
+        # The event's idempotency key (stable across a restart's redelivery) is the delivery id.
+        delivery_id, body = encode_event(event, delivery_id=event.get("event_id"))
         event_type = str(event.get("type", "event"))
 
         def cancelled() -> None:

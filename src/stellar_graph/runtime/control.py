@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 RECURSION_LIMIT = 10_000
 RETIRED_MEMORY = 10_000
+EVENTS_NAMESPACE = ("stellar_graph", "events_delivered")
+"""Store item per orchestra thread: the id of the last event handed to ``on_event`` (the outbox
+cursor). Events are handed over after their run commits; a process killed in between hands them
+over after its restart, with the same ids (``event_id``), so receivers can drop repeats."""
 CONTROL_DURABILITY = "exit"
 """Control runs checkpoint once, at their end. They take milliseconds and are replayable: a run
 cut short by a crash left nothing behind, its caller never got an answer, and the outcomes it
@@ -116,6 +121,8 @@ class OrchestraRuntime:
         self._changed = asyncio.Condition()
         self._status = _Status()
         self._loop: asyncio.Task[None] | None = None
+        self._replay: list[dict[str, Any]] = []
+        self._cursor: asyncio.Task[None] | None = None
         self._current: asyncio.Task[Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -123,6 +130,7 @@ class OrchestraRuntime:
         """Read the thread, finish a control run a killed process left unfinished, resume task runs."""
         snapshot = await self.control.aget_state(self._config())
         self.state = dict(snapshot.values or {})
+        self._replay = await self._undelivered()  # handed over with the next run's events
         self._loop = asyncio.create_task(self._work(), name=f"control-{self.thread_id}")
         if snapshot.next and not snapshot.interrupts:
             logger.warning("finishing an unfinished control run on %s (next: %s)", self.thread_id, snapshot.next)
@@ -135,6 +143,8 @@ class OrchestraRuntime:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
             self._loop = None
+        if self._cursor is not None:
+            await asyncio.gather(self._cursor, return_exceptions=True)
         await self.runner.cancel_all()
 
     def running_handles(self) -> list[RunHandle]:
@@ -342,13 +352,42 @@ class OrchestraRuntime:
             row["steps"] += 1
 
     async def _emit(self, events: list[dict[str, Any]]) -> None:
-        """Hand a committed run's events to ``on_event``, each with its idempotency key."""
-        if self._on_event is None:
+        """Hand a committed run's events to ``on_event``, each with its idempotency key, then
+        record the last one handed over (the outbox cursor in the Store)."""
+        events, self._replay = [*self._replay, *events], []
+        if self._on_event is None or not events:
             return
+        handling: list[Awaitable[Any]] = []
         for event in events:
             outcome = self._on_event({"event_id": self._event_id(event), **event})
-            if asyncio.iscoroutine(outcome):
-                await outcome
+            if inspect.isawaitable(outcome):
+                handling.append(outcome)
+        # The cursor moves once the handlers are done (in order, in the background: a handler may
+        # call back into the orchestra, so the control loop never waits for one).
+        self._cursor = asyncio.create_task(self._advance(self._cursor, handling, self._event_id(events[-1])))
+
+    async def _advance(self, previous: asyncio.Task[None] | None, handling: list[Awaitable[Any]], last: str) -> None:
+        if previous is not None:
+            await previous
+        await asyncio.gather(*handling, return_exceptions=True)
+        store = getattr(self.control, "store", None)
+        if store is not None:
+            await store.aput(EVENTS_NAMESPACE, self.thread_id, {"last": last})
+
+    async def _undelivered(self) -> list[dict[str, Any]]:
+        """Events of committed runs that a killed process never handed over (after the cursor)."""
+        store = getattr(self.control, "store", None)
+        ring = self.state.get("events") or []
+        if store is None or not ring:
+            return []
+        item = await store.aget(EVENTS_NAMESPACE, self.thread_id)
+        ids = [self._event_id(e) for e in ring]
+        last = item.value.get("last") if item is not None else None
+        if last is None:
+            return list(ring)  # the first run committed, its events were never handed over
+        if last not in ids:
+            return []  # the ring moved past the cursor: those events are gone from the state
+        return list(ring[len(ids) - ids[::-1].index(last):])
 
     def _event_id(self, event: Mapping[str, Any]) -> str:
         """An idempotency key: the same event re-emitted after a restart gets the same id."""
