@@ -37,3 +37,14 @@ async def test_agent_graphs_run() -> None:
     statuses = await _load("agents").demo()
     assert set(statuses) == {"atlas", "edison", "lilith", "pythagoras"}
     assert set(statuses.values()) <= {"completed", "failed"}
+
+
+def test_studio_sees_the_control_graph_and_the_task_graph_with_agent_subgraphs() -> None:
+    module = _load("orchestra")
+    control = set(module.graph.get_graph().nodes)
+    assert {"intake", "allocator", "dispatch", "monitor", "optimizer", "escalation",
+            "collaboration", "negotiation", "consensus", "conflict_resolution"} <= control
+    task = set(module.task.get_graph(xray=True).nodes)
+    for agent in ("atlas", "edison", "lilith", "pythagoras"):  # each a subgraph, expanded
+        assert {f"{agent}:plan", f"{agent}:act", f"{agent}:check", f"{agent}:report"} <= task
+    assert {"begin", "finish"} <= task

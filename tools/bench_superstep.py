@@ -1,4 +1,4 @@
-"""How LangGraph's superstep barrier affects a slow agent, and what the slot workers do about it.
+"""How LangGraph's superstep barrier affects a slow agent, and what one task run per task does about it.
 
 Scenario: two agents with one slot each. ``atlas-001`` gets one slow task (the only agent able to
 do it); six quick tasks (and, in the second scenario, one task that depends on a quick one) can go
@@ -6,10 +6,11 @@ to either agent. Agent latency is simulated by a scripted model that sleeps.
 
 Three runs, side by side:
 
-- **stellar_graph**: the orchestra (slot workers, list-scheduled queues);
+- **stellar_graph**: the orchestra (a task run per task beside short control runs,
+  list-scheduled slot queues);
 - **plain waves**: a plain LangGraph graph that allocates one task per free agent, fans out with
   ``Send``, joins, and loops (what a straightforward orchestrator graph does, and what stellar_graph
-  did before the slot workers);
+  did at first);
 - **ideal**: the quick tasks run back to back on the free agent, nothing waits for the slow one.
 
 Run: ``python tools/bench_superstep.py [--slow 2.0] [--quick 0.05]``.
