@@ -397,3 +397,20 @@ def test_prometheus_text_names_escapes_and_parses() -> None:
         "failed": 1,
     }
     assert families["stellar_graph_agents"].samples[0].value == 1
+
+
+def test_invoke_answers_with_its_tasks_even_those_that_left_the_board(tmp_path: Path) -> None:
+    """25 tasks: the control state keeps the newest 20 finished ones; the response has all 25."""
+    with TestClient(create_app({"persistence": {"data_dir": str(tmp_path)}})) as client:
+        headers = {THREAD_HEADER: "many"}
+        agent = {"input": {"register_agents": [EDISON.default_profile("edison-001", capacity=30)]}}
+        assert client.post("/orchestra/invoke", json=agent, headers=headers).status_code == 200
+        tasks = [_task(f"part-{i}", "engineering") for i in range(25)]
+        out = client.post("/orchestra/invoke", json={"input": {"submit_tasks": tasks}}, headers=headers).json()["output"]
+        quick = client.post(
+            "/orchestra/invoke", json={"input": {"submit_tasks": [_task("later", "engineering")]}},
+            headers={**headers, "X-Wait": "allocation"},
+        ).json()["output"]
+    finished = {t: r["status"] for t, r in out["tasks"].items() if t.startswith("part-")}
+    assert set(finished) == {t["id"] for t in tasks} and set(finished.values()) <= {"completed", "failed"}
+    assert quick["tasks"]["later"]["status"] in {"allocated", "running"}  # answered at allocation

@@ -60,6 +60,7 @@ from stellar_graph.errors import (
 )
 from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
+from stellar_graph.history import alookup
 from stellar_graph.llm import make_chat_model
 from stellar_graph.persistence import open_persistence
 from stellar_graph.runtime.control import OrchestraRuntime
@@ -275,7 +276,13 @@ class _ServedOrchestra(_Served):
         await runtime.submit(dict(input or {}))
         if (cfg["configurable"].get("wait") or "completion") == "completion":
             await runtime.wait_for(partial(_settled, _task_ids(input)))
-        return _output(self.graph, runtime.state)
+        output = _output(self.graph, runtime.state)
+        board = output.get("tasks") or {}
+        missing = [t for t in _task_ids(input) if t not in board]  # finished and moved to the history
+        retired = await alookup(self.graph.store, runtime.thread_id, missing)
+        if retired:
+            output["tasks"] = {**board, **{t: item["task"] for t, item in retired.items()}}
+        return output
 
     async def astream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
