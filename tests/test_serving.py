@@ -234,9 +234,9 @@ def test_playground_renders_in_headless_chromium(served: Served, tmp_path: Path)
             expect(start).to_be_visible(timeout=20_000)
             expect(page.get_by_text("Try it")).to_be_visible()
             expect(page.get_by_text("Submit Tasks")).to_be_visible()  # the orchestra's input schema
-            start.click()  # an empty run on the default thread, streamed back through /stream_log
+            start.click()  # an empty control run on the default thread, streamed through /stream_log
             expect(page.get_by_text("Output", exact=True)).to_be_visible(timeout=20_000)
-            expect(page.get_by_text("optimizer_runs")).to_be_visible()  # the run reached the end
+            expect(page.get_by_text("allocation_strategy").first).to_be_visible()  # the allocator's update
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

@@ -287,8 +287,25 @@ class _ServedOrchestra(_Served):
     async def astream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[dict[str, Any]]:
-        """Apply the input; yield each control-run node's update until the input's tasks settle."""
+        """Apply the input; yield each control-run node's update until the input's tasks settle.
+
+        Runs as a traced run (callbacks), so ``astream_log``/``astream_events`` and the
+        playground see it start and end.
+        """
         cfg = self.run_config(config)
+
+        async def one() -> AsyncIterator[dict[str, Any]]:
+            yield input
+
+        async def updates(inputs: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+            async for item in inputs:
+                async for chunk in self._updates(item, cfg):
+                    yield chunk
+
+        async for chunk in self._atransform_stream_with_config(one(), updates, cfg, **kwargs):
+            yield chunk
+
+    async def _updates(self, input: dict[str, Any], cfg: RunnableConfig) -> AsyncIterator[dict[str, Any]]:
         runtime = await self.runtime(cfg["configurable"]["thread_id"])
         updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         runtime.listeners.append(updates.put_nowait)
