@@ -20,6 +20,8 @@ def test_simulate_prints_a_table_and_writes_the_report(tmp_path: Path, capsys) -
     assert float(rows["oracle"][2]) == 0.0  # % lost vs itself
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {r["strategy"] for r in summary} == {"adaptive", "round_robin", "oracle"}
+    # The agents really worked and reported back: successes, and the oracle's are the most likely.
+    assert all(float(rows[s][4]) > 0 for s in rows), rows
     for png in ("learning_curve.png", "utilisation.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "learning_curve.png" in (tmp_path / "report.md").read_text()

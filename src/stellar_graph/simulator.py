@@ -1,8 +1,9 @@
 """`stellar-graph simulate`: does the orchestra learn who is good at what? Measured through the graph.
 
 Agents with hidden true success probabilities take tasks through the real orchestra graph (intake,
-allocator, slot workers, agent subgraphs plan -> act -> check -> report, monitor, optimizer),
-compiled with an in-memory checkpointer and Store. The agents' chat model knows the truth and
+allocator, a task run per task with the agent subgraphs plan -> act -> check -> report, monitor,
+optimizer), compiled with an in-memory checkpointer and Store and run live by an
+``OrchestraRuntime``. The agents' chat model knows the truth and
 nothing else does: it answers each task with the success criterion met with probability equal to
 the agent's hidden proficiency (a common random number per task, so every strategy faces the
 same luck). Tasks arrive in batches of ``batch`` per run, each run on a new thread: what is
@@ -43,6 +44,9 @@ from langgraph.store.memory import InMemoryStore
 from stellar_graph.agents.factory import AgentAnswer
 from stellar_graph.errors import ConfigurationError
 from stellar_graph.graph import create_orchestra
+from stellar_graph.graphs.task import create_task_graph
+from stellar_graph.history import alookup
+from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.testing import ScriptedChatModel, structured
 
 __all__ = [
@@ -206,8 +210,10 @@ async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: i
          "capabilities": [scenario.skill, f"route-{i}"]}
         for i, a in enumerate(ids)
     ]
-    graph = create_orchestra(_config(strategy), model=_model(truth, seed, tasks + 10), seed=seed)
-    app = graph.compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    config, model = _config(strategy), _model(truth, seed, tasks + 10)
+    saver, store = InMemorySaver(), InMemoryStore()
+    app = create_orchestra(config, model=model, seed=seed).compile(checkpointer=saver, store=store)
+    task_app = create_task_graph(config, model=model, seed=seed).compile(checkpointer=saver, store=store)
     picker = np.random.default_rng(seed + 7_919)
     chosen = np.full(tasks, -1)
     successes = np.zeros(tasks, dtype=bool)
@@ -223,18 +229,22 @@ async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: i
                 skills.append(f"route-{target}")
             batch.append({"id": f"sim-{t:06d}", "description": f"Analyse case {t}", "required_skills": skills,
                           "success_criteria": ["done"], "estimated_duration_minutes": 30})
-        out = await app.ainvoke(
-            {"register_agents": agents, "submit_tasks": batch},
-            {"configurable": {"thread_id": f"{strategy}-{seed}-{first}"}, "recursion_limit": 200},
-        )
-        for tid, record in out["tasks"].items():
+        thread = f"{strategy}-{seed}-{first}"
+        runtime = OrchestraRuntime(app, task_app, thread_id=thread)
+        await runtime.start()
+        try:
+            out = await runtime.run({"register_agents": agents, "submit_tasks": batch})
+        finally:
+            await runtime.close()
+        retired = await alookup(store, thread, [str(t["id"]) for t in batch if t["id"] not in out["tasks"]])
+        board = {**out["tasks"], **{tid: item["task"] for tid, item in retired.items()}}
+        for tid, record in board.items():
             t = int(tid.removeprefix("sim-"))
             if record.get("agent_id") in busy:
                 chosen[t] = ids.index(record["agent_id"])
                 busy[record["agent_id"]] += float((record.get("report") or {}).get("duration_minutes") or 0.0)
             successes[t] = record.get("status") == "completed"
-        state = await app.aget_state({"configurable": {"thread_id": f"{strategy}-{seed}-{first}"}})
-        learning = state.values.get("learning") or learning
+        learning = runtime.state.get("learning") or learning
     missing = int((chosen < 0).sum())
     if missing:
         raise RuntimeError(f"{missing} of {tasks} simulated tasks were not allocated (strategy {strategy!r})")

@@ -119,7 +119,7 @@ class DiagnosticsMixin(OpsBase):
         }
 
     # -- internals -------------------------------------------------------------------------
-    async def _collect_node_timings(self, limit: int = 500) -> dict[str, dict[str, float]]:
+    async def _collect_node_timings(self) -> dict[str, dict[str, float]]:
         """Add the control runs' node timings measured since the last collection to the stored totals."""
         doc = await self._load_doc()
         totals: dict[str, dict[str, float]] = {k: dict(v) for k, v in (doc.get("nodes") or {}).items()}

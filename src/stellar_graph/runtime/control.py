@@ -123,6 +123,7 @@ class OrchestraRuntime:
         self._loop: asyncio.Task[None] | None = None
         self._replay: list[dict[str, Any]] = []
         self._cursor: asyncio.Task[None] | None = None
+        self._notifying: set[asyncio.Task[None]] = set()
         self._current: asyncio.Task[Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -406,7 +407,9 @@ class OrchestraRuntime:
 
     def _run_finished(self) -> None:
         if self._loop is not None and not self._loop.done():
-            self._loop.get_loop().create_task(self._notify())
+            task = self._loop.get_loop().create_task(self._notify())
+            self._notifying.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(self._notifying.discard)
 
     async def _notify(self) -> None:
         async with self._changed:
