@@ -288,12 +288,14 @@ class OrchestraRuntime:
         if extra:
             payload = {**payload, **{k: [*payload.get(k, []), *v] for k, v in extra.items()}}
         try:
-            events = await self._run(payload)
+            self._current = asyncio.create_task(self._run(payload))  # stop_intake may cancel it
+            events = await self._current
             if extra and self._committed is not None:
                 self._committed(extra)
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and self._status.intake_open:
                 raise  # the loop itself is being stopped
+            self._current = None
             await self._refresh()
             if len(accepted) > 1:
                 for event in accepted:
@@ -302,6 +304,7 @@ class OrchestraRuntime:
             error = exc if isinstance(exc, Exception) else OrchestrationError("control run cancelled by emergency shutdown")
             accepted[0].future.set_exception(error)
             return
+        self._current = None
         await self._refresh()
         await self._emit(events)  # after the commit: handlers see the state the events describe
         for event in accepted:
