@@ -149,6 +149,10 @@ class PersistenceConfig(_Section):
     data_dir: str = ".stellar_graph"
     database_url: str | None = None
     durability: Literal["sync", "async", "exit"] = "sync"
+    control_history_runs: int = Field(default=100, ge=0, le=1_000_000)
+    """Every this many control runs, the orchestra thread's checkpoint history is pruned to its
+    latest checkpoint, so the data directory grows with the task threads only (about 30 KiB per
+    task), not with every decision. ``0`` keeps every control checkpoint (time travel in Studio)."""
 
 
 class LLMConfig(_Section):
@@ -159,6 +163,9 @@ class LLMConfig(_Section):
     temperature: float = Field(default=0.2, ge=0, le=2)
     timeout_seconds: float = Field(default=60, gt=0)
     max_retries: int = Field(default=0, ge=0, le=10)
+    simulated_seconds: float = Field(default=0, ge=0, le=3600)
+    """Without a model, each simulated agent answer takes this long (wall time): a stand-in for a
+    model's latency in demos and benchmarks (``tools/bench_server.py``)."""
 
 
 class OrchestraConfig(_Section):

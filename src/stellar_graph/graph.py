@@ -93,12 +93,12 @@ def create_orchestra(
         OrchestraState, input_schema=OrchestraInput, output_schema=OrchestraOutput
     )
     builder.add_node("intake", make_intake(registry, tokens, clock))
-    builder.add_node("monitor", make_monitor(cfg, clock))
+    builder.add_node("monitor", make_monitor(cfg, clock, outbox=getattr(runner, "posts_to_outbox", False)))
     builder.add_node("allocator", make_allocator(cfg, clock, seed))
     builder.add_node("dispatch", make_dispatch(clock, runner), destinations=("optimizer", "escalation", END))
     builder.add_node("optimizer", make_optimizer(cfg, clock))
     builder.add_node("escalation", escalation, destinations=("allocator", END))
-    policy = AgentPolicy.from_config(cfg.emergency_protocols)
+    policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     agent_graphs = {
         spec.name: create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
         for spec in registry.specs

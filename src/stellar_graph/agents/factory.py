@@ -113,6 +113,8 @@ def create_agent(
 
     async def act(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         if model is None:
+            if rules.simulated_seconds:
+                await asyncio.sleep(rules.simulated_seconds)
             return _simulate(state, seed)
         tools = [*spec.tools, *(extra_tools() if extra_tools else ())]
         try:

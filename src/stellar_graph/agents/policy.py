@@ -32,11 +32,14 @@ class AgentPolicy:
     initial_interval: float = 0.5
     timeout_seconds: float = 120.0
     max_retry_after: float = 30.0
+    simulated_seconds: float = 0.0
+    """Wall time of a simulated answer (no model): ``llm.simulated_seconds``."""
 
     @classmethod
-    def from_config(cls, config: EmergencyProtocolsConfig) -> AgentPolicy:
+    def from_config(cls, config: EmergencyProtocolsConfig, *, simulated_seconds: float = 0.0) -> AgentPolicy:
         """Retry only if ``retry`` is among the recovery strategies."""
         return cls(
+            simulated_seconds=simulated_seconds,
             max_attempts=config.retry_max_attempts if "retry" in config.recovery_strategies else 1,
             initial_interval=config.retry_initial_interval_seconds,
             timeout_seconds=config.agent_timeout_seconds,

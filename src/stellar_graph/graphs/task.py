@@ -24,8 +24,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_store
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
@@ -34,7 +36,8 @@ from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import utc_now
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.records import TaskRunInput
+from stellar_graph.records import TaskOutcome, TaskRunInput
+from stellar_graph.runtime.outbox import apost
 
 __all__ = ["TaskRunOutput", "TaskRunState", "create_task_graph"]
 
@@ -85,7 +88,7 @@ def create_task_graph(
     """
     cfg = OrchestraConfig.load(config)
     registry = AgentTypeRegistry(agents)
-    policy = AgentPolicy.from_config(cfg.emergency_protocols)
+    policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     names = [spec.name for spec in registry.specs]
 
     def begin(state: TaskRunState) -> dict[str, Any]:
@@ -105,21 +108,15 @@ def create_task_graph(
         return Command(update={"report": report}, goto="finish")
 
     async def finish(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
-        """Stamp the report; under the LangGraph API server, enqueue it on the orchestra's thread."""
+        """Stamp the report; under the LangGraph API server, post it for the orchestra's thread."""
         wall = time.time() - state.get("began", time.time())
         report = {**state["report"], "started_at": state.get("started_at"), "finished_at": clock().isoformat(),
                   "wall_seconds": round(max(wall, 0.0), 4)}
         target = state.get("report_to")
         if target:
-            from langgraph_sdk import get_client
-
-            outcome: dict[str, Any] = {"task_id": state["task"]["id"], "attempt": state.get("attempt", 1),
-                       "thread_id": (config.get("configurable") or {}).get("thread_id"), "report": report}
-            event: dict[str, Any] = {"task_outcomes": [outcome]}
-            await get_client().runs.create(
-                target["thread_id"], target["assistant_id"], input=event,
-                multitask_strategy="enqueue",
-            )
+            outcome = TaskOutcome(task_id=state["task"]["id"], attempt=state.get("attempt", 1),
+                                  thread_id=str((config.get("configurable") or {}).get("thread_id")), report=report)
+            await _report_back(get_store(), target, outcome)
         return {"report": report}
 
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
@@ -133,3 +130,20 @@ def create_task_graph(
     builder.add_conditional_edges("begin", agent_type, names)
     builder.add_edge("finish", END)
     return builder
+
+
+async def _report_back(store: BaseStore | None, target: Mapping[str, str], outcome: TaskOutcome) -> None:
+    """Post the outcome, then make sure a control run will collect it: enqueue one on the
+    orchestra's thread unless one is pending (it has not started, so it will see this post)."""
+    from langgraph_sdk import get_client
+
+    client = get_client()
+    thread, assistant = target["thread_id"], target["assistant_id"]
+    if store is None:  # no Store: the outcome travels as the run's input
+        event: dict[str, Any] = {"task_outcomes": [dict(outcome)]}
+        await client.runs.create(thread, assistant, input=event, multitask_strategy="enqueue")
+        return
+    await apost(store, thread, outcome)
+    if await client.runs.list(thread, status="pending", limit=1):
+        return
+    await client.runs.create(thread, assistant, input={"task_outcomes": []}, multitask_strategy="enqueue")

@@ -13,30 +13,37 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
 
 from stellar_graph.board import FINISHED, allocation_id_for
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.nodes import StateNode
 from stellar_graph.ops.health import health_update
 from stellar_graph.recovery import after_report
+from stellar_graph.runtime.outbox import acollect
 from stellar_graph.state import OrchestraState
 
 __all__ = ["make_monitor"]
 
 
-def make_monitor(config: OrchestraConfig, clock: Callable[[], datetime]) -> StateNode:
-    """Build the monitor node."""
+def make_monitor(config: OrchestraConfig, clock: Callable[[], datetime], *, outbox: bool = False) -> Callable[..., Any]:
+    """Build the monitor node; with ``outbox``, it also applies the outcomes task runs posted to
+    the Store (:mod:`stellar_graph.runtime.outbox`: task runs on the LangGraph API server)."""
     strategies = config.emergency_protocols.recovery_strategies
     max_attempts = config.task_allocation.max_attempts
     threshold = config.task_allocation.agent_failure_threshold
 
-    def monitor(state: OrchestraState) -> dict[str, Any]:
+    async def monitor(state: OrchestraState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
         update: dict[str, Any] = {"task_outcomes": [], "tasks": {}, "allocations": {}, "events": [],
                                   "agents": {}, "metrics": {"control_runs": 1}}
         streaks = {a: int(r.get("errors_in_row", 0)) for a, r in agents.items()}
-        for outcome in state.get("task_outcomes") or []:
+        outcomes = list(state.get("task_outcomes") or [])
+        if outbox and runtime.store is not None:
+            thread = str((config.get("configurable") or {}).get("thread_id", ""))
+            outcomes += [dict(o) for o in await acollect(runtime.store, thread, tasks)]
+        for outcome in outcomes:
             task = tasks.get(outcome["task_id"])
             if task is None or not _current(task, outcome):
                 _count(update, "duplicate_outcomes", 1)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from langchain_core.runnables import RunnableConfig
 
 from stellar_graph.records import RunHandle, TaskOutcome
+from stellar_graph.runtime.lease import Lease
 
 __all__ = ["LocalRunner", "OutcomeSink", "ServerRunner", "TaskRunner"]
 
@@ -49,9 +50,16 @@ class LocalRunner:
     """
 
     def __init__(
-        self, app: Any, deliver: OutcomeSink, *, durability: str = "sync", on_done: Callable[[], object] | None = None
+        self,
+        app: Any,
+        deliver: OutcomeSink,
+        *,
+        durability: str = "sync",
+        on_done: Callable[[], object] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.app = app
+        self.lease = lease or Lease()
         self.deliver = deliver
         self.on_done = on_done
         self.durability = durability
@@ -71,6 +79,9 @@ class LocalRunner:
         for handle in handles:
             thread = handle["thread_id"]
             if thread in self._live or self.closed:
+                continue
+            if not await self.lease.claim(thread):  # another live process runs it
+                logger.info("task run %s is running in another process", thread)
                 continue
             task = asyncio.get_running_loop().create_task(self._run(handle), name=f"task-run-{handle['task_id']}")
             self._live[thread] = task
@@ -95,6 +106,12 @@ class LocalRunner:
             await asyncio.gather(*list(self._live.values()), return_exceptions=True)
 
     async def _run(self, handle: RunHandle) -> None:
+        try:
+            await self._run_claimed(handle)
+        finally:
+            await self.lease.release(handle["thread_id"])
+
+    async def _run_claimed(self, handle: RunHandle) -> None:
         config: RunnableConfig = {"configurable": {"thread_id": handle["thread_id"]}}
         try:
             report = await self._report(handle, config)
@@ -126,8 +143,9 @@ class ServerRunner:
 
     Each run goes to the server's task queue on its own thread (``if_not_exists="create"``), so the
     server's workers execute it (``--n-jobs-per-worker`` of them at once), checkpoint it and show
-    it in Studio. The task graph sends its outcome back itself: its last node enqueues a control
-    run on the orchestra's thread (``report_to``). Nothing here waits for a run: a node that waited
+    it in Studio. The task graph sends its outcome back itself (``report_to``): its last node
+    posts it to the Store outbox and enqueues a control run on the orchestra's thread unless one
+    is already pending, which collects every outcome posted so far. Nothing here waits for a run: a node that waited
     would hold a worker slot (see ``docs/decisions.md``).
 
     Args:
@@ -135,6 +153,9 @@ class ServerRunner:
         orchestra_id: the orchestra graph's name in ``langgraph.json`` (where outcomes go).
         url: the server's URL; ``None`` talks to the server this code runs in.
     """
+
+    posts_to_outbox = True
+    """Its task runs post their outcomes to the Store outbox (:mod:`stellar_graph.runtime.outbox`)."""
 
     def __init__(self, *, assistant_id: str = "task", orchestra_id: str = "orchestra", url: str | None = None) -> None:
         self.assistant_id, self.orchestra_id, self.url = assistant_id, orchestra_id, url
