@@ -210,7 +210,8 @@ async def test_emergency_shutdown_mid_run_then_a_restart_resumes_and_loses_nothi
     finished_before = {line.split()[1] for line in at_shutdown if line.startswith("end")}
     # What finished was applied at once (live control runs); the runs cut off are unfinished.
     assert report["unfinished_tasks"] and not set(report["unfinished_tasks"]) & finished_before
-    assert report["next"] == []  # no control run was cut: they take milliseconds
+    # A control run may be cut too (rarely: they take milliseconds, but a loaded machine was seen
+    # to cut one after dispatch); the restart finishes it, and the assertions below still hold.
     assert "emergency" in events
     assert pruned["deleted_checkpoints"] > 0
     assert statuses == dict.fromkeys(statuses, "completed") and len(statuses) == 4

@@ -28,6 +28,7 @@ class MailBridge:
 
     def __init__(self, bus: AdvancedMessageBus) -> None:
         self.bus = bus
+        self._known: set[str] = set()
 
     @classmethod
     def open(cls, config: OrchestraConfig) -> MailBridge:
@@ -42,12 +43,16 @@ class MailBridge:
         """Make agents addressable by id, by type (``type:AtlasAgent``) and by ``all-agents``."""
         for agent in agents:
             self.bus.register(agent["agent_id"], agent.get("agent_type"))
+            self._known.add(agent["agent_id"])
 
-    def take(self, agent_ids: Iterable[str]) -> list[dict[str, Any]]:
-        """Every waiting message of these agents, as ``{"agent_id", "message"}`` items."""
+    def take(self, agents: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Every waiting message of these agents (id -> record), as ``{"agent_id", "message"}``
+        items. Agents this bus has not seen (registered by another process on the same
+        orchestra thread) are registered first."""
+        self.register(a for agent_id, a in agents.items() if agent_id not in self._known)
         return [
             {"agent_id": agent_id, "message": envelope.to_dict()}
-            for agent_id in agent_ids
+            for agent_id in agents
             for envelope in self.bus.drain(agent_id)
         ]
 

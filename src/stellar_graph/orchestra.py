@@ -47,8 +47,9 @@ from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.ops.facade import OperationsMixin
 from stellar_graph.optimizer import SystemOptimizer
-from stellar_graph.persistence import open_persistence
+from stellar_graph.persistence import database_url, open_persistence, sqlite_paths
 from stellar_graph.runtime.control import OrchestraRuntime
+from stellar_graph.runtime.lease import Lease, open_lease
 from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import (
     accept_agents,
@@ -118,16 +119,21 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         if self._app is not None:
             return
         self._stack = AsyncExitStack()
+        lease = Lease()  # a caller's own saver: one process, as far as we know
         if self._checkpointer is None:
             self._checkpointer, self._store = await self._stack.enter_async_context(
                 open_persistence(self.config.persistence)
             )
+            lease = await open_lease(self._checkpointer, data_dir=sqlite_paths(self.config.persistence)[0].parent,
+                                     database_url=database_url(self.config.persistence))
+            self._stack.push_async_callback(lease.aclose)
         self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
         tasks = self._task_graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_task")
         self._mail = MailBridge.open(self.config)
         self._runtime = OrchestraRuntime(
             self._app, tasks, thread_id=self.thread_id, durability=self.config.persistence.durability,
             on_event=self._on_event, extra_input=self._take_mail, committed=self._settle_mail,
+            prune_every=self.config.persistence.control_history_runs, lease=lease,
         )
         snapshot = await self._app.aget_state({"configurable": {"thread_id": self.thread_id}})
         self._mail.register(((snapshot.values or {}).get("agents") or {}).values())
@@ -487,7 +493,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         return task
 
     def _take_mail(self) -> dict[str, Any]:
-        mail = self._mail.take((self._state.get("agents") or {}).keys()) if self._mail is not None else []
+        mail = self._mail.take(self._state.get("agents") or {}) if self._mail is not None else []
         return {"deliver_messages": mail} if mail else {}
 
     def _settle_mail(self, extra: dict[str, Any]) -> None:

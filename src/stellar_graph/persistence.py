@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,11 @@ def sqlite_paths(config: PersistenceConfig) -> tuple[Path, Path]:
     return root / "checkpoints.sqlite", root / "store.sqlite"
 
 
+def database_url(config: PersistenceConfig) -> str | None:
+    """The PostgreSQL URL: ``database_url`` in the config, else ``STELLAR_GRAPH_DATABASE_URL``."""
+    return config.database_url or os.environ.get(DATABASE_URL_ENV)
+
+
 @asynccontextmanager
 async def open_persistence(
     config: PersistenceConfig,
@@ -46,7 +52,7 @@ async def open_persistence(
         ConfigurationError: PostgreSQL was asked for without a database URL or without the
             ``postgres`` extra installed.
     """
-    url = config.database_url or os.environ.get(DATABASE_URL_ENV)
+    url = database_url(config)
     # A database URL switches the default SQLite backend to PostgreSQL everywhere.
     backend = "postgres" if url and config.backend != "memory" else config.backend
     if backend == "memory":
@@ -72,6 +78,10 @@ async def open_persistence(
             yield pair
 
 
+_SETUP_LOCK = 0x53470001
+"""Advisory-lock key held while creating or migrating the tables."""
+
+
 @asynccontextmanager
 async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[str], BaseStore]]:
     if not url:
@@ -89,10 +99,21 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
             field="persistence.backend",
             value="postgres",
         ) from None
+    from psycopg import AsyncConnection
+
     async with (
         AsyncPostgresSaver.from_conn_string(url) as saver,
         AsyncPostgresStore.from_conn_string(url) as store,
     ):
-        await saver.setup()
-        await store.setup()
+        # Two processes setting up one fresh database at once hang in the migrations (each one's
+        # CREATE INDEX CONCURRENTLY waits for the other's open transaction): one at a time. The
+        # lock is polled, not waited for: a waiting statement is an open transaction too.
+        async with await AsyncConnection.connect(url, autocommit=True) as conn:
+            while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,))).fetchone() or [False])[0]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            try:
+                await saver.setup()
+                await store.setup()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield saver, store

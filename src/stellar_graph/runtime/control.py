@@ -33,10 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from stellar_graph.errors import OrchestrationError
+from stellar_graph.ops.maintenance import prune_checkpoints
 from stellar_graph.records import RunHandle, TaskOutcome
 from stellar_graph.runtime.context import OrchestraContext
+from stellar_graph.runtime.lease import Lease
 from stellar_graph.runtime.runners import LocalRunner
 
 __all__ = ["EventCheck", "OrchestraRuntime"]
@@ -89,6 +92,10 @@ class OrchestraRuntime:
         on_event: called with each event a control run emits (with its ``event_id``).
         extra_input: called before each control run for input to add (the facade's bus mail).
         committed: called with that extra input once the run that carried it has committed.
+        prune_every: every this many control runs, prune the control thread's checkpoint history
+            to its latest checkpoint (``0``: keep it all).
+        lease: excludes other processes on the same database (:mod:`stellar_graph.runtime.lease`):
+            held around each control run, and claimed for each task run.
     """
 
     def __init__(
@@ -101,9 +108,13 @@ class OrchestraRuntime:
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
         extra_input: Callable[[], dict[str, Any]] | None = None,
         committed: Callable[[dict[str, Any]], None] | None = None,
+        prune_every: int = 0,
+        lease: Lease | None = None,
     ) -> None:
         self.control, self.thread_id, self.durability = control, thread_id, durability
-        self.runner = LocalRunner(tasks, self._deliver, durability=durability, on_done=self._run_finished)
+        self.prune_every = prune_every
+        self.lease = lease or Lease()
+        self.runner = LocalRunner(tasks, self._deliver, durability=durability, on_done=self._run_finished, lease=self.lease)
         self.state: dict[str, Any] = {}
         """The control thread's latest values (refreshed after every control run)."""
         self.retired: dict[str, str] = {}
@@ -274,6 +285,11 @@ class OrchestraRuntime:
                 self._status.in_flight = True
                 try:
                     await self._apply(batch)
+                except Exception as exc:  # never let the loop die: its callers would wait forever
+                    logger.exception("control run on %s failed outside the run", self.thread_id)
+                    for event in batch:
+                        if not event.future.done():
+                            event.future.set_exception(exc)
                 finally:
                     self._status.in_flight = False
                     await self._notify()
@@ -288,12 +304,13 @@ class OrchestraRuntime:
         if extra:
             payload = {**payload, **{k: [*payload.get(k, []), *v] for k, v in extra.items()}}
         try:
-            self._current = asyncio.create_task(self._run(payload))  # stop_intake may cancel it
+            self._current = asyncio.create_task(self._leased_run(payload))  # stop_intake may cancel it
             events = await self._current
             if extra and self._committed is not None:
                 self._committed(extra)
         except (Exception, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and self._status.intake_open:
+            current = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
                 raise  # the loop itself is being stopped
             self._current = None
             await self._refresh()
@@ -305,7 +322,6 @@ class OrchestraRuntime:
             accepted[0].future.set_exception(error)
             return
         self._current = None
-        await self._refresh()
         await self._emit(events)  # after the commit: handlers see the state the events describe
         for event in accepted:
             if not event.future.done():
@@ -327,6 +343,15 @@ class OrchestraRuntime:
                 merged[key] = [*merged.get(key, []), *value] if key in _LISTS else value
             accepted.append(event)
         return merged, accepted
+
+    async def _leased_run(self, payload: Any) -> list[dict[str, Any]]:
+        """One control run under the control lease (other processes' runs wait), then the
+        state it committed and, every ``prune_every`` runs, the pruned history."""
+        async with self.lease.control(self.thread_id):
+            events = await self._run(payload)
+            await self._refresh()
+            await self._prune()
+        return events
 
     async def _run(self, payload: Any) -> list[dict[str, Any]]:
         context = OrchestraContext(runner=self.runner)
@@ -407,6 +432,17 @@ class OrchestraRuntime:
             self.retired[tid] = str(before[tid].get("status"))
         while len(self.retired) > RETIRED_MEMORY:
             del self.retired[next(iter(self.retired))]
+
+    async def _prune(self) -> None:
+        """Every ``prune_every`` runs, keep only the control thread's latest checkpoint: the live
+        state is all a control run reads; finished work lives in task threads and the Store."""
+        saver = getattr(self.control, "checkpointer", None)
+        if not self.prune_every or self._status.runs % self.prune_every or not isinstance(saver, BaseCheckpointSaver):
+            return
+        try:
+            await prune_checkpoints(saver, self.thread_id)
+        except Exception:  # pruning is housekeeping: the next round tries again
+            logger.exception("pruning the control thread %s failed", self.thread_id)
 
     def _run_finished(self) -> None:
         if self._loop is not None and not self._loop.done():

@@ -1,0 +1,159 @@
+"""Leases: several processes driving one orchestra thread without stepping on each other.
+
+Two things must be exclusive across processes that share the orchestra's database:
+
+- **control runs** on one thread: two overlapping runs on one LangGraph thread both start from
+  the same checkpoint and one's update is lost (an agent slot booked twice, a task dropped).
+  :meth:`Lease.control` is held around each control run; the next run, in whichever process,
+  starts from the checkpoint the last one wrote.
+- **task runs**: a process starting up resumes the task runs the state says are running, but
+  one that another live process is running must be left alone. :meth:`Lease.claim` takes a
+  task run's thread for this process until :meth:`Lease.release` or the process's end (a killed
+  process's claims go with it, so a restart resumes its runs).
+
+Backends: PostgreSQL advisory locks (session-level, on two dedicated connections), POSIX
+byte-range locks on ``<data_dir>/runs.lock`` for SQLite (released by the kernel when the process
+dies), and nothing for the in-memory backend (one process by definition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FileLease", "Lease", "PostgresLease", "open_lease"]
+
+_POLL = 0.002
+"""Seconds between tries while another process holds the control lease."""
+
+
+class Lease:
+    """One process: nothing to exclude (the in-memory backend, or a caller's own saver)."""
+
+    @contextlib.asynccontextmanager
+    async def control(self, thread_id: str) -> AsyncIterator[None]:
+        """Hold the orchestra thread's control lease for one control run."""
+        yield
+
+    async def claim(self, thread_id: str) -> bool:
+        """Take a task run's thread for this process; ``False`` if another process holds it."""
+        return True
+
+    async def release(self, thread_id: str) -> None:
+        """Give a task run's thread back."""
+
+    async def aclose(self) -> None:
+        """Release everything this process holds."""
+
+
+class FileLease(Lease):
+    """POSIX byte-range locks on one file (SQLite: processes on one machine share a data dir).
+
+    Byte 0 is the control lease; a task run's thread locks one byte at an offset from its CRC
+    (a collision between two live task threads only delays a resume until the next start-up).
+    """
+
+    _TASK_BYTES = 1 << 30
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._local = asyncio.Lock()  # POSIX locks are per process: exclude this process's own tasks too
+
+    @contextlib.asynccontextmanager
+    async def control(self, thread_id: str) -> AsyncIterator[None]:
+        async with self._local:
+            offset = zlib.crc32(f"control\x1f{thread_id}".encode()) % self._TASK_BYTES
+            while not self._try(offset):  # noqa: ASYNC110 (another process holds it: no event to wait on)
+                await asyncio.sleep(_POLL)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+
+    async def claim(self, thread_id: str) -> bool:
+        return self._try(self._offset(thread_id))
+
+    def _try(self, offset: int) -> bool:
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError:
+            return False
+        return True
+
+    async def release(self, thread_id: str) -> None:
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._offset(thread_id))
+
+    async def aclose(self) -> None:
+        os.close(self._fd)  # drops every lock this process holds on the file
+
+    def _offset(self, thread_id: str) -> int:
+        return self._TASK_BYTES + zlib.crc32(thread_id.encode()) % self._TASK_BYTES
+
+
+class PostgresLease(Lease):
+    """PostgreSQL advisory locks: one connection waits for control leases, one holds task claims."""
+
+    _CLASS = 0x5347  # "SG": the advisory-lock namespace of stellar_graph
+
+    def __init__(self, control: Any, claims: Any) -> None:
+        self._control, self._claims = control, claims
+        self._local = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, url: str) -> PostgresLease:
+        """Open the two autocommit connections."""
+        from psycopg import AsyncConnection
+
+        control = await AsyncConnection.connect(url, autocommit=True)
+        claims = await AsyncConnection.connect(url, autocommit=True)
+        return cls(control, claims)
+
+    @contextlib.asynccontextmanager
+    async def control(self, thread_id: str) -> AsyncIterator[None]:
+        key = _key(f"control\x1f{thread_id}")
+        async with self._local:
+            while True:  # polled: a cancelled wait leaves no lock behind
+                cursor = await self._control.execute("SELECT pg_try_advisory_lock(%s, %s)", (self._CLASS, key))
+                row = await cursor.fetchone()
+                if row and row[0]:
+                    break
+                await asyncio.sleep(_POLL)
+            try:
+                yield
+            finally:
+                await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, key))
+
+    async def claim(self, thread_id: str) -> bool:
+        cursor = await self._claims.execute("SELECT pg_try_advisory_lock(%s, %s)", (self._CLASS, _key(thread_id)))
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    async def release(self, thread_id: str) -> None:
+        await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, _key(thread_id)))
+
+    async def aclose(self) -> None:
+        for conn in (self._control, self._claims):
+            await conn.close()
+
+
+def _key(text: str) -> int:
+    """A signed 32-bit advisory-lock key."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
+
+
+async def open_lease(saver: Any, *, data_dir: Path | None = None, database_url: str | None = None) -> Lease:
+    """The lease that fits the saver: PostgreSQL, SQLite (a lock file beside it) or none."""
+    kind = type(saver).__module__
+    if kind.startswith("langgraph.checkpoint.postgres") and database_url:
+        return await PostgresLease.connect(database_url)
+    if kind.startswith("langgraph.checkpoint.sqlite") and data_dir is not None:
+        return FileLease(data_dir / "runs.lock")
+    return Lease()
