@@ -11,88 +11,37 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from stellar_graph import LILITH, PYTHAGORAS
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import bench_server
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-LANGGRAPH = Path(sys.executable).with_name("langgraph")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ROOT = bench_server.ROOT
 
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`langgraph dev` on a free port; yields its URL and stops it by PID."""
-    if not LANGGRAPH.exists():
+    """`langgraph dev` on a free port (``tools/bench_server.dev_server``); yields its URL."""
+    if not bench_server.LANGGRAPH.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"{LANGGRAPH} is missing: install the `studio` extra")
+            pytest.fail(f"{bench_server.LANGGRAPH} is missing: install the `studio` extra")
         pytest.skip("langgraph-cli is not installed (the `studio` extra)")
-    port, log = _free_port(), tmp_path_factory.mktemp("studio") / "dev.log"
-    env = {
-        **os.environ,
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "true",
-        "LANGSMITH_TRACING": "false",
-        "LANGCHAIN_TRACING_V2": "false",
-    }
-    env["OPENAI_API_KEY"] = "sk-test-dummy"  # module scope runs before conftest's per-test guard
-    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL"):
-        env.pop(name, None)
     config = tmp_path_factory.mktemp("config") / "orchestra.yaml"
     config.write_text("emergency_protocols:\n  recovery_strategies: [retry, reassign, escalate]\n")
-    env["STELLAR_GRAPH_CONFIG"] = str(config)
-    cmd = [
-        str(LANGGRAPH),
-        "dev",
-        "--no-browser",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-reload",
-        "--allow-blocking",
-    ]
-    # The graph paths in langgraph.json are relative to the working directory: the repo root.
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, (
-                "langgraph dev did not come up:\n" + log.read_text()[-4000:]
-            )
-            try:
-                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    log = tmp_path_factory.mktemp("studio") / "dev.log"
+    with bench_server.dev_server(1, config=config, log=log) as url:  # `langgraph dev`'s real default
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 async def _until(client: Any, thread_id: str, done: Any, seconds: float = 60.0) -> dict[str, Any]:

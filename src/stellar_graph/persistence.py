@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
@@ -78,6 +79,22 @@ async def open_persistence(
             yield pair
 
 
+async def try_advisory_lock(conn: Any, *key: int) -> bool:
+    """``pg_try_advisory_lock(key)`` on an autocommit connection (one or two int keys)."""
+    args = ", ".join(["%s"] * len(key))
+    cursor = await conn.execute(f"SELECT pg_try_advisory_lock({args})", key)
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def advisory_lock(conn: Any, *key: int, every: float = 0.002) -> None:
+    """Take a session advisory lock by polling, not by a waiting statement: a waiting statement
+    is an open transaction (``CREATE INDEX CONCURRENTLY`` elsewhere waits for it), and a
+    cancelled poll leaves no lock behind."""
+    while not await try_advisory_lock(conn, *key):  # noqa: ASYNC110 (another session holds it)
+        await asyncio.sleep(every)
+
+
 _SETUP_LOCK = 0x53470001
 """Advisory-lock key held while creating or migrating the tables."""
 
@@ -109,8 +126,7 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
         # CREATE INDEX CONCURRENTLY waits for the other's open transaction): one at a time. The
         # lock is polled, not waited for: a waiting statement is an open transaction too.
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
-            while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,))).fetchone() or [False])[0]:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            await advisory_lock(conn, _SETUP_LOCK, every=0.05)
             try:
                 await saver.setup()
                 await store.setup()

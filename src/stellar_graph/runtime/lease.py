@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from stellar_graph.persistence import advisory_lock, try_advisory_lock
+
 __all__ = ["FileLease", "Lease", "PostgresLease", "open_lease"]
 
 _POLL = 0.002
@@ -120,21 +122,14 @@ class PostgresLease(Lease):
     async def control(self, thread_id: str) -> AsyncIterator[None]:
         key = _key(f"control\x1f{thread_id}")
         async with self._local:
-            while True:  # polled: a cancelled wait leaves no lock behind
-                cursor = await self._control.execute("SELECT pg_try_advisory_lock(%s, %s)", (self._CLASS, key))
-                row = await cursor.fetchone()
-                if row and row[0]:
-                    break
-                await asyncio.sleep(_POLL)
+            await advisory_lock(self._control, self._CLASS, key, every=_POLL)
             try:
                 yield
             finally:
                 await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, key))
 
     async def claim(self, thread_id: str) -> bool:
-        cursor = await self._claims.execute("SELECT pg_try_advisory_lock(%s, %s)", (self._CLASS, _key(thread_id)))
-        row = await cursor.fetchone()
-        return bool(row and row[0])
+        return await try_advisory_lock(self._claims, self._CLASS, _key(thread_id))
 
     async def release(self, thread_id: str) -> None:
         await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, _key(thread_id)))
