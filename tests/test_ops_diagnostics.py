@@ -105,7 +105,7 @@ def _slow_for(agent: str, seconds: float):
 
 
 async def test_bottlenecks_name_the_slow_agent_and_survive_maintenance(fixed_clock) -> None:
-    model = ScriptedChatModel(responses=[_slow_for("atlas-001", 0.25)] * 8)
+    model = ScriptedChatModel(responses=[_slow_for("atlas-001", 1.0)] * 8)  # clear of a loaded machine
     tasks = [
         {"id": f"e{i}", "description": "Build", "required_skills": ["engineering"]}
         for i in range(3)
