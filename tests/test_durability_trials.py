@@ -72,22 +72,27 @@ def _kill_at_random_point(
 
 
 async def _saved_calls(data_dir: Path, n_tasks: int) -> set[str]:
-    """Tasks whose agent answer is in a checkpoint of their task run (read after the kill)."""
+    """Tasks whose agent answer was saved before the kill: in a checkpoint of their task run, or
+    in the Store's saved model calls (``AGENT_CALLS_NAMESPACE``, written as the call returns)."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
 
     from stellar_graph.graphs import create_task_graph
-    from stellar_graph.records import task_thread_id
+    from stellar_graph.records import AGENT_CALLS_NAMESPACE, task_thread_id
 
     saved: set[str] = set()
-    async with AsyncSqliteSaver.from_conn_string(str(data_dir / "checkpoints.sqlite")) as saver:
+    async with (
+        AsyncSqliteSaver.from_conn_string(str(data_dir / "checkpoints.sqlite")) as saver,
+        AsyncSqliteStore.from_conn_string(str(data_dir / "store.sqlite")) as store,
+    ):
         app = create_task_graph().compile(checkpointer=saver)
         for i in range(n_tasks):
             task_id = f"trial-{i}"
-            config = {"configurable": {"thread_id": task_thread_id("trials", task_id, 1)}}
-            snapshot = await app.aget_state(config, subgraphs=True)
+            thread = task_thread_id("trials", task_id, 1)
+            snapshot = await app.aget_state({"configurable": {"thread_id": thread}}, subgraphs=True)
             inner = [t.state for t in snapshot.tasks if t.state is not None]
             answered = [s for s in inner if getattr(s, "values", {}).get("answer")]
-            if snapshot.values.get("report") or answered:
+            if snapshot.values.get("report") or answered or await store.aget(AGENT_CALLS_NAMESPACE, thread):
                 saved.add(task_id)
     return saved
 

@@ -182,7 +182,7 @@ async def test_system_diagnostics_cover_config_runtime_agents_storage_and_findin
         await monitor.check()
         diagnosis = await orchestra.run_system_diagnostics()
         await orchestra.aclose_operations()
-    assert diagnosis["config"]["persistence"] == {"backend": "sqlite", "durability": "sync"}
+    assert diagnosis["config"]["persistence"] == {"backend": "sqlite", "durability": "exit"}
     assert diagnosis["config"]["model"] == "simulated"
     assert (
         diagnosis["runtime"]["maintenance_mode"] is False

@@ -57,7 +57,7 @@ def main() -> None:
         )
 
     model = ScriptedChatModel(responses=[call] * (4 * n_tasks))
-    config = {"persistence": {"backend": "sqlite", "data_dir": data_dir, "durability": "sync"}}
+    config = {"persistence": {"backend": "sqlite", "data_dir": data_dir}}  # the default durability
 
     async def run() -> None:
         async with StellarOrchestra(config, model=model, thread_id="trials") as orchestra:

@@ -148,7 +148,17 @@ class PersistenceConfig(_Section):
     backend: Literal["sqlite", "memory", "postgres"] = "sqlite"
     data_dir: str = ".stellar_graph"
     database_url: str | None = None
-    durability: Literal["sync", "async", "exit"] = "sync"
+    durability: Literal["sync", "async", "exit"] = "exit"
+    """LangGraph durability of the task runs. ``exit`` (default) checkpoints a task run once, at
+    its end; a run cut short by a crash starts again from its input, and its agent's finished
+    model call is not repeated: the answer is saved in the Store as soon as the model returns
+    (``stellar_graph.agents.factory`` ``AGENT_CALLS_NAMESPACE``). ``sync`` also checkpoints every
+    step (the agent's too), for time travel through task runs in Studio, at about twice the cost."""
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """SQLite's ``synchronous`` pragma for the checkpoint and Store files (WAL mode). ``normal``
+    survives a killed process (kill -9) without losing a commit; only a power loss or an OS crash
+    can lose the last commits (never corrupting the file). ``full`` syncs every commit to disk
+    (about 2x the cost per checkpoint, ``langgraph-runtime-facts.md``)."""
     control_history_runs: int = Field(default=100, ge=0, le=1_000_000)
     """Every this many control runs, the orchestra thread's checkpoint history is pruned to its
     latest checkpoint, so the data directory grows with the task threads only (about 30 KiB per

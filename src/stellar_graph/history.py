@@ -92,7 +92,7 @@ async def aprune_task_threads(store: BaseStore, saver: Any, thread_id: str, *, f
     Returns:
         How many task threads were deleted.
     """
-    from stellar_graph.records import task_thread_id
+    from stellar_graph.records import AGENT_CALLS_NAMESPACE, task_thread_id
 
     namespace, deleted = (*HISTORY_NAMESPACE, thread_id), 0
     while True:
@@ -103,6 +103,7 @@ async def aprune_task_threads(store: BaseStore, saver: Any, thread_id: str, *, f
         for item in due:
             for run in range(1, int(item.value["task"].get("runs", 0)) + 1):
                 await saver.adelete_thread(task_thread_id(thread_id, item.key, run))
+                await store.adelete(AGENT_CALLS_NAMESPACE, task_thread_id(thread_id, item.key, run))
                 deleted += 1
         await store.abatch([PutOp(namespace, i.key, {**i.value, "threads_pruned": True}) for i in due])
         if len(due) < len(items):

@@ -73,6 +73,9 @@ async def open_persistence(
         ):
             await saver.setup()
             await store.setup()
+            pragma = f"PRAGMA synchronous={config.sqlite_synchronous.upper()}"
+            await saver.conn.execute(pragma)
+            await store.conn.execute(pragma)
             yield saver, store
     else:
         async with _postgres(url) as pair:

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "AGENT_CALLS_NAMESPACE",
     "FINISHED_STATUSES",
     "RunHandle",
     "TaskOutcome",
@@ -40,6 +41,13 @@ TaskStatus = Literal[
 ACTIVE_STATUSES: frozenset[TaskStatus] = frozenset({"allocated", "queued", "running"})
 """Bound to an agent slot: counted in its load."""
 FINISHED_STATUSES: frozenset[TaskStatus] = frozenset({"completed", "failed", "refused", "degraded"})
+
+AGENT_CALLS_NAMESPACE = ("stellar_graph", "agent_calls")
+"""Store namespace of finished model calls, keyed by the agent input's ``call_key`` (the task
+run's thread): the agent's ``act`` step saves its answer there as soon as the model returns and,
+run again after a crash (task runs checkpoint only at their end by default), returns the saved
+answer instead of calling the model a second time. LangGraph's node cache (``CachePolicy``) writes in the background, after
+the node returns, so a kill right after the call could lose it; this write is awaited."""
 
 
 class TaskRunInput(TypedDict, total=False):

@@ -35,6 +35,7 @@ from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_s
 from stellar_graph.agents.render import render_messages
 from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.errors import ModelBehaviorError
+from stellar_graph.records import AGENT_CALLS_NAMESPACE
 from stellar_graph.simulation import simulate_work
 
 __all__ = ["AgentAnswer", "AgentInput", "AgentOutput", "create_agent"]
@@ -57,6 +58,9 @@ class AgentInput(TypedDict, total=False):
     agent: dict[str, Any]
     attempt: int
     inbox: list[dict[str, Any]]
+    call_key: str
+    """Set by the task graph: the model's answer is saved under this key in the Store
+    (:data:`AGENT_CALLS_NAMESPACE`) and never asked for twice. Without it nothing is saved."""
 
 
 class AgentOutput(TypedDict, total=False):
@@ -112,10 +116,22 @@ def create_agent(
     structured = _structured(model) if model is not None else None
 
     async def act(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
-        if model is None:
+        if model is None:  # simulated work is seeded: running it again gives the same answer
             if rules.simulated_seconds:
                 await asyncio.sleep(rules.simulated_seconds)
             return _simulate(state, seed)
+        key, store = state.get("call_key"), runtime.store
+        if key and store is not None:
+            saved = await store.aget(AGENT_CALLS_NAMESPACE, key)
+            if saved is not None:
+                return dict(saved.value)  # answered before a crash: the model is not asked again
+        answer = await _attempt(state, runtime)
+        if key and store is not None:
+            await store.aput(AGENT_CALLS_NAMESPACE, key, answer, index=False)
+        return answer
+
+    async def _attempt(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
+        assert model is not None
         tools = [*spec.tools, *(extra_tools() if extra_tools else ())]
         try:
             return await _call_model(model, structured, tools, state)

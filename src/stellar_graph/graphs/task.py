@@ -9,8 +9,10 @@ Each agent type is a compiled subgraph node (Studio shows it expanded); its LLM 
 LangGraph's ``RetryPolicy`` and ``TimeoutPolicy``. When an agent still fails after its retries
 (HTTP errors, timeouts, garbage replies), the node's ``error_handler`` turns the exception into a
 failed report marked ``agent_error``: the control graph then decides between reassign, fallback
-and escalate. A run is checkpointed like any thread (each step, the agent's own steps in its
-namespace), so a restart resumes it where it stopped and never calls a finished agent again.
+and escalate. A run checkpoints once, at its end (``persistence.durability = "exit"``; ``sync`` checkpoints every
+step, the agent's own in its namespace); a run cut short by a crash starts again from its input and
+the agent's model is not asked again: its answer was saved in the Store when the call returned
+(``AGENT_CALLS_NAMESPACE``, keyed by the run's thread).
 ``finish`` also sends the outcome to the orchestra when the run was started by the
 :class:`~stellar_graph.runtime.ServerRunner` (the in-process runner delivers it itself).
 """
@@ -52,6 +54,8 @@ class TaskRunState(TaskRunInput, TaskRunOutput, total=False):
     """The checkpointed state of one task run."""
 
     started_at: str
+    call_key: str
+    """The run's thread id: the agent saves its model's answer under it (``AGENT_CALLS_NAMESPACE``)."""
     began: float
     """Wall time (``time.time()``) at ``begin``: ``wall_seconds`` is measured, not taken from ``clock``."""
 
@@ -91,8 +95,9 @@ def create_task_graph(
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     names = [spec.name for spec in registry.specs]
 
-    def begin(state: TaskRunState) -> dict[str, Any]:
-        return {"started_at": clock().isoformat(), "began": time.time()}
+    def begin(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
+        thread = str((config.get("configurable") or {}).get("thread_id", ""))
+        return {"started_at": clock().isoformat(), "began": time.time(), "call_key": thread}
 
     def agent_type(state: TaskRunState) -> str:
         return str(state["agent"]["agent_node"])

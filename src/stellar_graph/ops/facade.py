@@ -337,7 +337,7 @@ class OperationsMixin(MaintenanceMixin, DiagnosticsMixin):
             "emergency_id": record["emergency_id"],
             "reason": reason,
             "cancelled_run": bool(cancel_in_flight and (runtime["run_in_flight"] or runtime.get("task_runs_live"))),
-            "rejected_runs": runtime["queued_runs"],
+            "rejected_runs": runtime["queued_requests"],  # queued task outcomes are kept
             "unfinished_tasks": sorted(
                 t for t, r in tasks.items() if r.get("status") not in FINISHED
             ),

@@ -87,8 +87,9 @@ class OrchestraRuntime:
         control: the compiled control graph (``create_orchestra(...).compile(...)``).
         tasks: the compiled task graph (``create_task_graph(...).compile(...)``), same checkpointer.
         thread_id: the orchestra's thread.
-        durability: LangGraph durability of the task runs (``sync``: a finished agent call is never
-            repeated after a crash); control runs always use :data:`CONTROL_DURABILITY`.
+        durability: LangGraph durability of the task runs (``persistence.durability``; a finished
+            model call is never repeated after a crash in any mode); control runs always use
+            :data:`CONTROL_DURABILITY`.
         on_event: called with each event a control run emits (with its ``event_id``).
         extra_input: called before each control run for input to add (the facade's bus mail).
         committed: called with that extra input once the run that carried it has committed.
@@ -104,7 +105,7 @@ class OrchestraRuntime:
         tasks: Any,
         *,
         thread_id: str,
-        durability: str = "sync",
+        durability: str = "exit",
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
         extra_input: Callable[[], dict[str, Any]] | None = None,
         committed: Callable[[dict[str, Any]], None] | None = None,
@@ -248,13 +249,15 @@ class OrchestraRuntime:
         await self._notify()
 
     def status(self) -> dict[str, Any]:
-        """Started, loop alive, control run in flight, queued events, task runs live, paused, intake."""
+        """Started, loop alive, control run in flight, queued events (``queued_requests``: those
+        not task outcomes, which an emergency stop refuses), task runs live, paused, intake."""
         status = self._status
         return {
             "started": self._loop is not None,
             "worker_alive": self._loop is not None and not self._loop.done(),
             "run_in_flight": status.in_flight,
             "queued_runs": len(self._queue) + len(status.held),
+            "queued_requests": sum(not _is_outcome(e.payload) for e in [*self._queue, *status.held]),
             "task_runs_live": self.runner.live,
             "task_runs_started": self.runner.started,
             "control_runs": status.runs,
@@ -348,20 +351,28 @@ class OrchestraRuntime:
         """One control run under the control lease (other processes' runs wait), then the
         state it committed and, every ``prune_every`` runs, the pruned history."""
         async with self.lease.control(self.thread_id):
-            events = await self._run(payload)
-            await self._refresh()
+            events, values = await self._run(payload)
+            if values is None:
+                await self._refresh()
+            else:  # what the run committed (its last step's values), without reading it back
+                self._adopt(values)
             await self._prune()
         return events
 
-    async def _run(self, payload: Any) -> list[dict[str, Any]]:
+    async def _run(self, payload: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         context = OrchestraContext(runner=self.runner)
         stream = self.control.astream(
-            payload, self._config(), stream_mode=["updates", "tasks"], durability=CONTROL_DURABILITY, context=context
+            payload, self._config(), stream_mode=["updates", "tasks", "values"], durability=CONTROL_DURABILITY,
+            context=context,
         )
         self._status.runs += 1
         events: list[dict[str, Any]] = []
         started: dict[str, float] = {}
+        values: dict[str, Any] | None = None
         async for mode, chunk in stream:
+            if mode == "values":
+                values = chunk
+                continue
             if mode == "tasks":  # node timings (the run leaves one checkpoint, not one per step)
                 self._time_node(chunk, started)
                 continue
@@ -370,7 +381,7 @@ class OrchestraRuntime:
             for update in chunk.values():
                 if isinstance(update, dict):
                     events.extend(update.get("events") or [])
-        return events
+        return events, values
 
     def _time_node(self, event: Mapping[str, Any], started: dict[str, float]) -> None:
         if "input" in event:
@@ -426,7 +437,10 @@ class OrchestraRuntime:
 
     async def _refresh(self) -> None:
         snapshot = await self.control.aget_state(self._config())
-        before, self.state = self.state.get("tasks") or {}, dict(snapshot.values or {})
+        self._adopt(snapshot.values or {})
+
+    def _adopt(self, values: Mapping[str, Any]) -> None:
+        before, self.state = self.state.get("tasks") or {}, dict(values)
         board = self.state.get("tasks") or {}
         for tid in before.keys() - board.keys():
             self.retired[tid] = str(before[tid].get("status"))

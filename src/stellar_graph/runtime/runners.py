@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
 
-from stellar_graph.records import RunHandle, TaskOutcome
+from stellar_graph.records import AGENT_CALLS_NAMESPACE, RunHandle, TaskOutcome
 from stellar_graph.runtime.lease import Lease
 
 __all__ = ["LocalRunner", "OutcomeSink", "ServerRunner", "TaskRunner"]
@@ -45,8 +45,9 @@ class LocalRunner:
     Args:
         app: the compiled task graph.
         deliver: called with each finished run's outcome.
-        durability: LangGraph durability of the task runs (``sync``: a finished agent call is
-            never repeated after a crash).
+        durability: LangGraph durability of the task runs (``exit``: one checkpoint per run; a
+            finished model call is not repeated after a crash in any mode, see
+            ``AGENT_CALLS_NAMESPACE``).
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class LocalRunner:
         app: Any,
         deliver: OutcomeSink,
         *,
-        durability: str = "sync",
+        durability: str = "exit",
         on_done: Callable[[], object] | None = None,
         lease: Lease | None = None,
     ) -> None:
@@ -135,6 +136,9 @@ class LocalRunner:
         payload = None if snapshot.next else handle["input"]  # resume where it stopped
         out = await self.app.ainvoke(payload, config, durability=self.durability)
         report = out.get("report")
+        if report and report.get("simulated") is False and self.app.store is not None:
+            # The run's end is checkpointed: its saved model answer is not needed any more.
+            await self.app.store.adelete(AGENT_CALLS_NAMESPACE, handle["thread_id"])
         return dict(report) if report else None
 
 
