@@ -131,3 +131,56 @@ async def test_calls_before_start_explain_the_fix() -> None:
     orch = StellarOrchestra(MEMORY)
     with pytest.raises(Exception, match="start_orchestration"):
         await orch.register_agent(ATLAS.default_profile("atlas-001"))
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), -1.0])
+async def test_resource_amounts_must_be_finite_and_non_negative(orchestra: StellarOrchestra, amount: float) -> None:
+    """A task needing `gpu: NaN` went to an agent without a GPU (NaN passes every comparison)."""
+    task = {**GOOD, "id": "gpu-1", "resources": {"gpu": amount}}
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_task(task), "`resources`", "gpu", "finite")
+    agent = {**PYTHAGORAS.default_profile("pythagoras-009"), "resources": {"gpu": amount}}
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.register_agent(agent), "`resources`", "finite")
+
+
+@pytest.mark.parametrize("bad", [None, "str", 5])
+async def test_orchestrate_task_refuses_a_non_task(orchestra: StellarOrchestra, bad: Any) -> None:
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_task(bad), repr(bad), "Fix")
+
+
+@pytest.mark.parametrize("bad", [None, {"id": "x"}, "str", {1, 2}])
+async def test_orchestrate_multiple_tasks_refuses_a_non_list(orchestra: StellarOrchestra, bad: Any) -> None:
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_multiple_tasks(bad), "list", "Fix")
+
+
+async def test_a_huge_token_budget_is_refused_before_it_reaches_a_checkpoint(orchestra: StellarOrchestra) -> None:
+    task = {**GOOD, "id": "big-1", "token_budget": 10**30}
+    await _rejects(orchestra, InvalidInputError, lambda: orchestra.orchestrate_task(task), "`token_budget`")
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ([1], "must be a mapping"),
+        ("abc", "must be a mapping"),
+        ({"task_allocation": {"weights": {"skills": 0.4, "resources": 0.1, "workload": 0.2, "deadline": 0.3,
+                                          "collaboration": float("nan")}}}, "`task_allocation.weights`"),
+        ({"learning_parameters": {"experience_replay_buffer_size": 10**30}}, "`learning_parameters.experience_replay_buffer_size`"),
+        ({"persistence": {"data_dir": "/dev/null"}}, "not a directory"),
+        ({"persistence": {"data_dir": " "}}, "`persistence.data_dir`"),
+    ],
+)
+def test_config_values_that_would_fail_at_the_first_run_are_refused_up_front(data: Any, needle: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        OrchestraConfig.from_dict(data)
+    assert needle in str(caught.value) and "Fix" in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "needle"), [("monitor", "already have a node"), ("begin", "already have a node"),
+                                              ("my agent", "letters, digits"), ("", "letters, digits")])
+def test_agent_type_names_are_checked_against_the_graphs_node_names(name: str, needle: str) -> None:
+    from stellar_graph import AgentSpec
+
+    with pytest.raises(ConfigurationError) as caught:
+        AgentSpec(name=name, agent_type="CartographerAgent", display_name="Cartographer", prompt="atlas",
+                  capabilities=("maps",), specializations=())
+    assert needle in str(caught.value) and "Fix" in str(caught.value) and repr(name) in str(caught.value)

@@ -43,6 +43,8 @@ def test_run_bundled_scenario_writes_a_report(tmp_path: Path, capsys: pytest.Cap
         ("config: {task_allocation: {strategy: magic}}", "task_allocation.strategy"),
         ("surprise: 1", "unknown key"),
         ("tasks: [unclosed", "not valid YAML"),
+        ("tasks: [{id: t1, description: x, required_skills: [a], deadline: '+99999999999d'}]", "after the year 9999"),
+        ("tasks: [{id: t1, description: x, required_skills: [a], resources: {gpu: .nan}}]", "finite"),
     ],
 )
 def test_bad_scenario_exits_2_with_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, needle: str) -> None:
@@ -106,3 +108,36 @@ async def test_rerunning_a_scenario_whose_run_died_continues_its_thread(tmp_path
     args = ["run", "vegapunk", "--data-dir", str(data), "--report", str(report), "--quiet"]
     assert await asyncio.to_thread(main, args) == 0
     assert _json.loads(report.read_text())["thread_id"] != "vegapunk-killed"
+
+
+def test_a_binary_scenario_file_and_a_negative_seed_exit_2_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "noise.yaml"
+    path.write_bytes(bytes(range(128, 256)))
+    assert main(["run", str(path), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "not UTF-8 text. Fix" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "vegapunk", "--seed", "-1", "--data-dir", str(tmp_path / "d")])
+    assert exited.value.code == 2 and "use a seed >= 0" in capsys.readouterr().err
+
+
+def test_progress_lines_name_the_agent_and_reason_of_agent_events() -> None:
+    from stellar_graph.cli import _progress_line
+
+    line = _progress_line({"type": "agent_failure", "agent_id": "edison-001", "reason": "2 agent errors in a row"})
+    assert line.split() == ["failure", "edison-001:", "2", "agent", "errors", "in", "a", "row"]
+    assert "None" not in _progress_line({"type": "agent_recovered", "agent_id": "edison-001"})
+
+
+def test_the_summary_shows_who_tried_a_degraded_task_and_what_went_wrong() -> None:
+    from stellar_graph.cli import _summary
+
+    state = {
+        "tasks": {"t1": {"id": "t1", "seq": 1, "priority": "high", "status": "degraded", "agent_id": None,
+                         "excluded_agents": ["edison-001", "edison-002"], "error": "RuntimeError: agent crashed",
+                         "allocation_id": "alloc-t1"}},
+        "allocations": {"alloc-t1": {"agent_id": None, "reasons": {"atlas-001": "missing skill(s) engineering"}}},
+    }
+    row = _summary(state, False).splitlines()[-1]
+    assert "edison-002" in row and "agent crashed" in row and "missing skill" not in row, row

@@ -51,6 +51,15 @@ async def test_a_failed_dependency_fails_or_holds_its_dependents() -> None:
     assert held["next"]["status"] == "held" and held["next"]["error"] == "dependency 'base' failed"
 
 
+async def test_a_degraded_dependency_fails_its_dependents_with_the_reason() -> None:
+    """Issue 14: dependents of a degraded task stayed `pending` forever, with no reason."""
+    boom = RuntimeError("agent crashed")
+    fallback = {"emergency_protocols": {"recovery_strategies": ["retry", "fallback"]}}
+    tasks = await _run([_task("base"), _task("next", "base")], fallback, model=ScriptedChatModel(responses=[boom]))
+    assert tasks["base"]["status"] == "degraded"
+    assert tasks["next"]["status"] == "failed" and tasks["next"]["error"] == "dependency 'base' degraded"
+
+
 async def test_batch_strategy_override_is_validated() -> None:
     async with StellarOrchestra(MEMORY) as orchestra:
         await orchestra.register_agent(EDISON.default_profile("edison-001"))

@@ -122,3 +122,36 @@ async def test_an_urgent_task_starts_while_another_agent_is_busy(config: dict[st
     # nor to run (the first build allocated it only after the slow task's wave: 5.6 s).
     assert placed.agent_id == "pythagoras-001" and done["status"] == "completed"
     assert allocated < 1.0 and started < 1.0, (allocated, started)
+
+
+async def test_a_control_run_that_raises_does_not_block_the_thread(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a node (here: intake's health step raising once) fails that call only: the input
+    it carried is cleared, so the next calls, and a restart, run normally (issue 14: one bad input
+    answered 500 to every later request on its thread, across restarts)."""
+    import stellar_graph.nodes.intake as intake
+
+    real, calls = intake.health_update, []
+
+    def broken_once(*args: Any) -> dict[str, Any]:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a node")
+        return real(*args)
+
+    monkeypatch.setattr(intake, "health_update", broken_once)
+    async with StellarOrchestra(config, thread_id="bug") as orchestra:
+        with pytest.raises(RuntimeError, match="a bug in a node"):
+            await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001"))
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-002"))
+        assert set(orchestra.registered_agents()) == {"pythagoras-002"}  # the failed call changed nothing
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001"))  # and can be retried
+    monkeypatch.setattr(intake, "health_update", real)
+    if config:  # memory: nothing outlives the orchestra
+        return
+    async with StellarOrchestra(config, thread_id="bug") as orchestra:  # a restart replays nothing
+        await orchestra.orchestrate_task(_task(1, "statistics"))
+        await orchestra.wait_idle()
+        assert orchestra.state()["tasks"]["t001"]["status"] == "completed"
+        assert set(orchestra.registered_agents()) == {"pythagoras-001", "pythagoras-002"}

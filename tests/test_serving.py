@@ -414,3 +414,76 @@ def test_invoke_answers_with_its_tasks_even_those_that_left_the_board(tmp_path: 
     finished = {t: r["status"] for t, r in out["tasks"].items() if t.startswith("part-")}
     assert set(finished) == {t["id"] for t in tasks} and set(finished.values()) <= {"completed", "failed"}
     assert quick["tasks"]["later"]["status"] in {"allocated", "running"}  # answered at allocation
+
+
+BAD_BODIES = [
+    ({"input": {"set_agent_health": [{}]}}, "set_agent_health.0.agent_id"),
+    ({"input": {"set_agent_health": [{"agent_id": "a", "healthy": "yes"}]}}, "set_agent_health.0.healthy"),
+    ({"input": {"deliver_messages": [{}]}}, "deliver_messages.0.agent_id"),
+    ({"input": {"deliver_messages": [{"agent_id": "a", "message": {}}]}}, "deliver_messages.0.message"),
+    ({"input": {"start_collaborations": [{}]}}, "start_collaborations.0.goal"),
+    ({"input": {"task_outcomes": [{"task_id": "t"}]}}, "task_outcomes.0.attempt"),
+    ({"input": {"escalate_tasks": "t1"}}, "escalate_tasks"),
+    ({"input": {"submit_tasks": {"id": "x"}}}, "submit_tasks"),
+    ({"input": {"submit_task": []}}, "submit_task"),
+    ({"input": "abc"}, "(root)"),
+    ({"input": {}, "config": None}, "config"),
+    ({"input": {}, "kwargs": None}, "kwargs"),
+]
+
+
+@pytest.mark.parametrize("route", ["invoke", "stream", "stream_log", "stream_events"])
+def test_malformed_input_is_422_naming_the_field_and_never_blocks_the_thread(
+    tmp_path: Path, route: str
+) -> None:
+    """Issue 14: `set_agent_health: [{}]` answered 500 and every later request on the thread too."""
+    app = create_app({"persistence": {"data_dir": str(tmp_path)}})  # the default backend: SQLite
+    headers = {THREAD_HEADER: "poisoned"}
+    with TestClient(app) as client:
+        for body, field in BAD_BODIES:
+            answer = client.post(f"/orchestra/{route}", json=body, headers=headers)
+            assert answer.status_code == 422, (body, answer.text)
+            assert f"`{field}`" in answer.json()["detail"] and "Fix" in answer.json()["detail"], answer.text
+        good = {
+            "register_agents": [PYTHAGORAS.default_profile("pythagoras-001")],
+            "submit_tasks": [_task("t1", "statistics")],
+        }
+        answer = client.post("/orchestra/invoke", json={"input": good}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"]["tasks"]["t1"]["status"] == "completed"
+
+
+@pytest.mark.filterwarnings("ignore:astream_log is deprecated")  # LangServe's route calls it
+@pytest.mark.parametrize("route", ["stream_log", "stream_events"])
+def test_streaming_a_real_run_ends_without_an_error_event(tmp_path: Path, route: str) -> None:
+    app = create_app({"persistence": {"data_dir": str(tmp_path)}})
+    body = {
+        "input": {
+            "register_agents": [PYTHAGORAS.default_profile("pythagoras-001")],
+            "submit_tasks": [_task("t1", "statistics")],
+        },
+        **({"version": "v2"} if route == "stream_events" else {}),
+    }
+    with TestClient(app) as client:
+        answer = client.post(f"/orchestra/{route}", json=body, headers={THREAD_HEADER: "s"})
+    events = [line.split(":", 1)[1].strip() for line in answer.text.splitlines() if line.startswith("event:")]
+    assert answer.status_code == 200 and events[-1] == "end" and "error" not in events, answer.text[-500:]
+    assert '"completed"' in answer.text
+
+
+def test_agent_routes_answer_422_naming_the_missing_field() -> None:
+    with TestClient(create_app({"persistence": {"backend": "memory"}})) as client:
+        for body, field in [
+            ({"input": {}}, "task"),
+            ({"input": {"task": {"id": "t"}, "agent": {"agent_id": "a"}}}, "task.description"),
+            ({"input": {"task": {"id": "t", "description": "d"}, "agent": {}}}, "agent.agent_id"),
+        ]:
+            answer = client.post("/agents/atlas/invoke", json=body)
+            assert answer.status_code == 422 and f"`{field}`" in answer.json()["detail"], answer.text
+
+
+def test_an_empty_api_key_variable_refuses_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STELLAR_GRAPH_API_KEY", " ")
+    with pytest.raises(Exception, match="STELLAR_GRAPH_API_KEY` is set but empty") as caught:
+        create_app({"persistence": {"backend": "memory"}})
+    assert "unset it" in str(caught.value)

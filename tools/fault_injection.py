@@ -181,6 +181,8 @@ class FaultReport:
     submitted: int
     statuses: Counter[str]
     failed_reasons: Counter[str]
+    refused_reasons: Counter[str]
+    """Tasks no agent could take (never attempted): not lost, but not done either."""
     lost: list[str]
     beyond_budget: int
     recovery: Counter[str]
@@ -296,7 +298,8 @@ def _count(
     records = [board.get(t["id"], {}) for t in tasks]
     statuses = Counter(str(r.get("status", "missing")) for r in records)
     lost = [t["id"] for t, r in zip(tasks, records, strict=True) if r.get("status") not in FINISHED]
-    failed = Counter(_reason(r) for r in records if r.get("status") in {"failed", "refused"})
+    failed = Counter(_reason(r) for r in records if r.get("status") == "failed")
+    refused = Counter(_reason(r) for r in records if r.get("status") == "refused")
     recovery: Counter[str] = Counter(
         step.get("step", "?") for r in records for step in r.get("recovery") or []
     )
@@ -305,6 +308,7 @@ def _count(
         submitted=len(tasks),
         statuses=statuses,
         failed_reasons=failed,
+        refused_reasons=refused,
         lost=lost,
         beyond_budget=beyond_budget(
             endpoint, retry_max_attempts=retry_max_attempts, max_attempts=max_attempts
@@ -322,6 +326,9 @@ def render(report: FaultReport) -> str:
     rows = [("submitted", report.submitted)]
     rows += [(f"status {s}", n) for s, n in sorted(report.statuses.items())]
     rows += [(f"  failed: {r}", n) for r, n in report.failed_reasons.most_common()]
+    refused = sum(report.refused_reasons.values())
+    rows += [(f"refused unattempted ({100 * refused / max(report.submitted, 1):.0f}%)", refused)]
+    rows += [(f"  refused: {r}", n) for r, n in report.refused_reasons.most_common()]
     rows += [
         ("lost (must be 0)", len(report.lost)),
         ("calls beyond retry budget (must be 0)", report.beyond_budget),

@@ -76,12 +76,17 @@ def agent_loads(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return loads
 
 
+UNUSABLE = frozenset({"failed", "refused", "degraded"})
+"""Finished without a result a dependent can build on (``degraded``: the fallback's result says
+that no agent could do the task)."""
+
+
 def ready_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict[str, str]]:
     """Waiting tasks whose dependencies completed, in allocation order; and blocked-by-failure ones.
 
     Returns:
         (ready ids sorted by priority, deadline and submission order; id -> reason for tasks
-        whose dependency failed or was refused).
+        whose dependency failed, was refused or degraded).
     """
     ready, doomed = [], {}
     for tid, record in tasks.items():
@@ -89,7 +94,7 @@ def ready_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], dict
             continue
         settled = record.get("settled_dependencies") or {}  # dependencies that left the board
         deps = [tasks.get(d, {}).get("status") or settled.get(d) for d in record.get("dependencies") or []]
-        bad = [d for d, s in zip(record.get("dependencies") or [], deps, strict=True) if s in {"failed", "refused"}]
+        bad = [d for d, s in zip(record.get("dependencies") or [], deps, strict=True) if s in UNUSABLE]
         if bad:
             if record.get("status") != "held":  # already held: nothing new to decide
                 doomed[tid] = f"dependency {bad[0]!r} {deps[(record.get('dependencies') or []).index(bad[0])]}"

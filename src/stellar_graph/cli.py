@@ -57,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """A simulation seed: a whole number >= 0 (numpy refuses negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; use 0, 1, 2, ...") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; use a seed >= 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stellar-graph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,14 +79,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="thread id (default: the unfinished last run of this scenario, else a new one)")
     run.add_argument("--new", action="store_true", help="start a new thread even if the last run did not finish")
     run.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
-    run.add_argument("--seed", type=int, default=0, help="simulation seed")
+    run.add_argument("--seed", type=_seed, default=0, help="simulation seed (>= 0)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     sim = sub.add_parser("simulate", help="measure learning: strategies on agents with hidden proficiencies")
     sim.add_argument("scenario", help="learning, learning_degrading, or a YAML file (see stellar_graph.simulator)")
     sim.add_argument("--strategies", default="adaptive,static,round_robin,random",
                      help="comma-separated, of: adaptive, epsilon, static, dynamic, round_robin, random, oracle")
     sim.add_argument("--tasks", type=int, default=1000, help="tasks per run (default 1000)")
-    sim.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    sim.add_argument("--seed", type=_seed, default=0, help="first seed (default 0)")
     sim.add_argument("--seeds", type=int, default=1, help="number of seeds: seed, seed+1, ... (default 1)")
     sim.add_argument("--out", default=None, help="report folder (default reports/simulate-<scenario>)")
     sim.add_argument("--no-report", action="store_true", help="print the table only (no PNG, markdown, HTML)")
@@ -240,6 +251,9 @@ def _progress_line(event: dict[str, Any]) -> str:
     if kind == "system_optimized":
         return f"  optimised   {event.get('reason')}: improvement {event.get('improvement_percentage')}%"
     task, agent = event.get("task_id"), event.get("agent_id")
+    if task is None:  # an agent's event (agent_failure, agent_recovered, ...): who and why
+        reason = event.get("reason") or event.get("error")
+        return f"  {kind.removeprefix('agent_'):<11} {agent or '-'}" + (f": {reason}" if reason else "")
     if kind == "task_failed":
         return f"  failed      {task} on {agent}: {event.get('error')}"
     return f"  {kind.removeprefix('task_'):<11} {task}" + (f" -> {agent}" if agent else "")
@@ -251,10 +265,11 @@ def _summary(state: dict[str, Any], simulated: bool) -> str:
     rows = [("task", "priority", "agent", "score", "why", "outcome")]
     for t in tasks:
         alloc = allocations.get(t.get("allocation_id") or "", {})
+        tried = [*(t.get("excluded_agents") or [])]  # agents the recovery ladder moved it away from
         rows.append((
-            t["id"], t.get("priority", ""), t.get("agent_id") or "-",
+            t["id"], t.get("priority", ""), t.get("agent_id") or (tried[-1] if tried else "-"),
             f"{alloc['score']:.3f}" if alloc.get("agent_id") else "-",
-            _why(alloc), t.get("status", "") + (" (sim)" if simulated and t.get("report") else ""),
+            _why(alloc, t), t.get("status", "") + (" (sim)" if simulated and t.get("report") else ""),
         ))
     widths = [min(max(len(str(r[i])) for r in rows), 48) for i in range(len(rows[0]))]
     lines = ["", "  ".join(str(c).ljust(w)[:w] for c, w in zip(rows[0], widths, strict=True))]
@@ -263,7 +278,9 @@ def _summary(state: dict[str, Any], simulated: bool) -> str:
     return "\n".join(lines)
 
 
-def _why(alloc: dict[str, Any]) -> str:
+def _why(alloc: dict[str, Any], task: dict[str, Any]) -> str:
+    if task.get("status") in {"failed", "degraded"} and task.get("error"):
+        return str(task["error"])[:48]  # what went wrong, not why it was once allocated
     if not alloc.get("agent_id"):
         reasons = alloc.get("reasons") or {}
         return (next(iter(reasons.values()), "") if reasons else alloc.get("explanation", ""))[:48]

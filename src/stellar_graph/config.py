@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stellar_graph.errors import ConfigurationError
-from stellar_graph.models import FACTORS
+from stellar_graph.models import FACTORS, check_amounts
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -77,9 +77,7 @@ class TaskAllocationConfig(_Section):
         unknown = sorted(set(v) - set(FACTORS))
         if unknown:
             raise ValueError(f"unknown factor(s) {unknown}; allowed: {list(FACTORS)}")
-        merged = {f: float(v.get(f, 0.0)) for f in FACTORS}
-        if any(w < 0 for w in merged.values()):
-            raise ValueError(f"weights must be >= 0, got {merged}")
+        merged = check_amounts({f: float(v.get(f, 0.0)) for f in FACTORS}, "weights")
         total = sum(merged.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"weights must sum to 1, they sum to {total:.6g}: {merged}")
@@ -133,7 +131,7 @@ class EmergencyProtocolsConfig(_Section):
 class LearningParametersConfig(_Section):
     """Adaptive learning from outcomes."""
 
-    experience_replay_buffer_size: int = Field(default=10_000, ge=1)
+    experience_replay_buffer_size: int = Field(default=10_000, ge=1, le=10_000_000)
     learning_decay_factor: float = Field(default=0.95, gt=0, le=1)
     exploration_rate: float = Field(default=0.1, ge=0, le=1)
     exploration_strategy: Literal["thompson", "epsilon_decay", "constant_epsilon", "greedy"] = "thompson"
@@ -147,6 +145,16 @@ class PersistenceConfig(_Section):
 
     backend: Literal["sqlite", "memory", "postgres"] = "sqlite"
     data_dir: str = ".stellar_graph"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str) -> str:
+        path = Path(v).expanduser()
+        if not v.strip():
+            raise ValueError("data_dir is empty; name a directory (it is created if missing)")
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{v!r} exists and is not a directory; name a directory (it is created if missing)")
+        return v
     database_url: str | None = None
     durability: Literal["sync", "async", "exit"] = "exit"
     """LangGraph durability of the task runs. ``exit`` (default) checkpoints a task run once, at
@@ -194,6 +202,13 @@ class OrchestraConfig(_Section):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> OrchestraConfig:
         """Build a config from a (partial) dict; missing keys keep their defaults."""
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigurationError(
+                f"An orchestra config must be a mapping of sections, got {type(data).__name__} {data!r:.80}. "
+                "Fix: pass a dict such as {'task_allocation': {'strategy': 'optimal'}}, or a YAML/TOML path "
+                "to `OrchestraConfig.load`.",
+                value=data,
+            )
         merged = {**dict(data or {}), **overrides}
         try:
             return cls.model_validate(merged)

@@ -6,12 +6,21 @@ that checkpoints stay small and portable; the core trusts them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stellar_graph.errors import InvalidInputError
 
@@ -21,6 +30,8 @@ __all__ = [
     "Allocation",
     "AgentProfile",
     "CollaborationPreferences",
+    "AgentRequest",
+    "OrchestraRequest",
     "Priority",
     "Task",
     "as_utc",
@@ -35,6 +46,9 @@ DEFAULT_CAPACITY = 3
 FACTORS = ("skills", "resources", "workload", "deadline", "collaboration")
 AllocationStatus = Literal["queued", "allocated", "running", "completed", "failed", "refused"]
 
+MAX_TOKEN_BUDGET = 100_000_000
+"""Larger budgets are refused: no model takes such a prompt, and the number must fit a checkpoint."""
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 _ID_HELP = "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128"
 
@@ -48,6 +62,15 @@ def _check_id(value: str, what: str) -> str:
     if not _ID.match(value):
         raise ValueError(f"{what} {value!r} is not a valid id ({_ID_HELP} characters)")
     return value
+
+
+def check_amounts(values: Mapping[str, float], what: str) -> dict[str, float]:
+    """Amounts (resources, weights) must be finite numbers >= 0: NaN passes every comparison, so
+    a task needing ``gpu: NaN`` would fit any agent."""
+    bad = {k: x for k, x in values.items() if not (math.isfinite(x) and x >= 0)}
+    if bad:
+        raise ValueError(f"{what} must be finite numbers >= 0, got {bad!r}")
+    return dict(values)
 
 
 def _clean_skills(values: list[str]) -> list[str]:
@@ -81,7 +104,7 @@ class Task(_Edge):
     dependencies: list[str] = Field(default_factory=list, description="Ids of prerequisite tasks.")
     success_criteria: list[str] = Field(default_factory=list)
     token_budget: int | None = Field(
-        default=None, gt=0, description="Upper bound on the agent call's prompt tokens."
+        default=None, gt=0, le=MAX_TOKEN_BUDGET, description="Upper bound on the agent call's prompt tokens."
     )
     preferred_agents: list[str] = Field(
         default_factory=list,
@@ -113,10 +136,7 @@ class Task(_Edge):
     @field_validator("resources")
     @classmethod
     def _resources(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = {k: x for k, x in v.items() if x < 0}
-        if bad:
-            raise ValueError(f"resource amounts must be >= 0, got {bad!r}")
-        return v
+        return check_amounts(v, "resource amounts")
 
     @model_validator(mode="after")
     def _no_self_dependency(self) -> Task:
@@ -158,11 +178,16 @@ class AgentProfile(_Edge):
     def _id(cls, v: str) -> str:
         return _check_id(v, "agent id")
 
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: dict[str, float]) -> dict[str, float]:
+        return check_amounts(v, "resource amounts")
+
     @field_validator("capabilities", "specializations")
     @classmethod
     def _levels(cls, v: list[str] | dict[str, float]) -> list[str] | dict[str, float]:
         if isinstance(v, dict):
-            bad = {k: x for k, x in v.items() if not 0 < x <= 1}
+            bad = {k: x for k, x in v.items() if not 0 < x <= 1}  # False for NaN: refused too
             if bad:
                 raise ValueError(f"skill levels must be in (0, 1], got {bad!r}")
             return dict(zip(_clean_skills(list(v)), v.values(), strict=True))
@@ -219,6 +244,97 @@ class Allocation(_Edge):
     ``propensity`` (its probability), their ``factors`` and learned ``estimates``."""
     overdue: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthChange(_Request):
+    """One ``set_agent_health`` item."""
+
+    agent_id: str = Field(min_length=1)
+    healthy: StrictBool
+    reason: str = ""
+
+
+class MessageDelivery(_Request):
+    """One ``deliver_messages`` item: a bus message handed to an agent."""
+
+    agent_id: str = Field(min_length=1)
+    message: dict[str, Any]
+
+    @field_validator("message")
+    @classmethod
+    def _has_id(cls, message: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(message.get("message_id"), str) or not message["message_id"]:
+            raise ValueError("a message needs a non-empty string `message_id`")
+        return message
+
+
+class CollaborationStart(BaseModel):
+    """One ``start_collaborations`` item (the collaboration node checks the goal's fields)."""
+
+    goal: dict[str, Any]
+    agent_ids: list[str] | None = None
+
+
+class OutcomeRecord(_Request):
+    """One ``task_outcomes`` item (:class:`~stellar_graph.records.TaskOutcome`)."""
+
+    task_id: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    thread_id: str = Field(min_length=1)
+    report: dict[str, Any]
+
+
+class OrchestraRequest(_Request):
+    """The shape of one control-graph input (``OrchestraInput``), checked before it is queued.
+
+    Each key's items are checked for what the nodes index into; the tasks and agents themselves
+    are checked against the board by :mod:`stellar_graph.submission` (duplicates, unknown agents).
+    An input that fails here never reaches a control run, so it cannot stop the thread.
+    """
+
+    submit_tasks: list[dict[str, Any]] = []
+    register_agents: list[dict[str, Any]] = []
+    start_collaborations: list[CollaborationStart] = []
+    set_agent_health: list[HealthChange] = []
+    escalate_tasks: list[str] = []
+    deliver_messages: list[MessageDelivery] = []
+    task_outcomes: list[OutcomeRecord] = []
+    allocation_strategy: Literal["auto", "optimal", "fast", "greedy"] | None = None
+
+
+class _TaskRef(BaseModel):
+    id: str = Field(min_length=1)
+    description: str
+
+
+class _AgentRef(BaseModel):
+    agent_id: str = Field(min_length=1)
+
+
+class AgentRequest(BaseModel):
+    """The shape of an agent graph's input (``AgentInput``) where it comes from outside (the
+    served ``/agents/<name>`` routes): what the agent's steps index into."""
+
+    task: dict[str, Any]
+    agent: dict[str, Any]
+    attempt: int = Field(default=1, ge=1)
+    inbox: list[dict[str, Any]] = []
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, task: dict[str, Any]) -> dict[str, Any]:
+        _TaskRef.model_validate(task)
+        return task
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, agent: dict[str, Any]) -> dict[str, Any]:
+        _AgentRef.model_validate(agent)
+        return agent
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 import os
@@ -62,6 +63,7 @@ from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.history import alookup
 from stellar_graph.llm import make_chat_model
+from stellar_graph.models import AgentRequest, OrchestraRequest, parse_model
 from stellar_graph.persistence import open_persistence
 from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
@@ -158,11 +160,26 @@ def create_app(
     )
     for spec in registry.specs:
         agent = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
-        add_routes(app, _Served(agent), path=f"/agents/{spec.name}")
+        add_routes(app, _Served(agent), path=f"/agents/{spec.name}", per_req_config_modifier=_check_agent_input)
     _add_ops_routes(app, orchestra)
     _add_error_handlers(app)
-    _add_auth(app, os.environ.get(api_key_env) or None)
+    _add_body_checks(app)
+    _add_auth(app, _api_key(api_key_env))
     return app
+
+
+def _api_key(env: str) -> str | None:
+    """The API key from ``env``; unset means no auth, set but blank is refused (it would
+    silently serve without auth)."""
+    key = os.environ.get(env)
+    if key is not None and not key.strip():
+        raise ConfigurationError(
+            f"`{env}` is set but empty, which would serve without authentication. Fix: set it to a "
+            f"key, or unset it to serve without auth on purpose.",
+            field=env,
+            value=key,
+        )
+    return key
 
 
 class _Served(Runnable[dict[str, Any], dict[str, Any]]):
@@ -385,6 +402,13 @@ def _thread_from_request(
     return modify
 
 
+async def _check_agent_input(config: dict[str, Any], request: Request) -> dict[str, Any]:
+    """An agent route's input is checked before the run (422 naming the field and the fix)."""
+    for item in await _inputs(request):
+        parse_model(AgentRequest, item, kind="agent input")
+    return config
+
+
 async def _inputs(request: Request) -> list[Any]:
     try:
         body = await request.json()
@@ -403,6 +427,11 @@ async def _check_submission(
     clock: Callable[[], datetime],
 ) -> None:
     """Validate agents and tasks against the thread's board before any run (422 with the fix)."""
+    for item in inputs:  # the shape first, also for the streaming routes (no run starts)
+        try:
+            parse_model(OrchestraRequest, item, kind="orchestra input")
+        except ConfigurationError as exc:
+            raise HTTPException(422, str(exc)) from None
     inputs = [i for i in inputs if isinstance(i, dict) and any(i.values())]
     if not inputs:
         return
@@ -447,6 +476,28 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     for cls in _CLIENT_ERRORS:
         app.add_exception_handler(cls, client_error)
+
+
+def _add_body_checks(app: FastAPI) -> None:
+    """LangServe raises a ``TypeError`` (500) on a JSON ``null`` where it expects an object:
+    answer 422 naming the field instead."""
+
+    @app.middleware("http")
+    async def reject_null_options(request: Request, call_next: Any) -> Response:
+        if request.method == "POST" and request.url.path.rsplit("/", 1)[-1] in _RUN_ROUTES:
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                body = None  # LangServe answers malformed bodies itself (422)
+            if isinstance(body, dict):
+                nulls = [k for k in ("config", "kwargs") if k in body and body[k] is None]
+                if nulls:
+                    fix = f"`{nulls[0]}` is null. Fix: send an object (for example {{}}) or leave the field out."
+                    return JSONResponse({"detail": fix}, status_code=422)
+        return await call_next(request)  # type: ignore[no-any-return]
+
+
+_RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
 
 
 def _add_auth(app: FastAPI, key: str | None) -> None:

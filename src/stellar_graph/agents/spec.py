@@ -7,6 +7,7 @@ The reference team is four specs plus four prompt files, not four copies of code
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,15 @@ __all__ = [
     "AgentSpec",
     "AgentTypeRegistry",
 ]
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+RESERVED_NAMES = frozenset({
+    "begin", "finish", "start", "end", "intake", "monitor", "allocator", "dispatch", "optimizer", "escalation",
+    "collaboration", "collaboration_dispatch", "collaboration_join", "collaboration_work", "conflict_resolution",
+    "consensus", "negotiation",
+})  # fmt: skip
+"""Node names of the control and task graphs: an agent type is a node of the task graph."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,22 @@ class AgentSpec:
     specializations: tuple[str, ...]
     description: str = ""
     tools: tuple[Any, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ConfigurationError(
+                f"Invalid agent type name {self.name!r}: it names a graph node. Fix: use a letter then "
+                "letters, digits or '_' (at most 64), for example 'cartographer'.",
+                field="name",
+                value=self.name,
+            )
+        if self.name.lower() in RESERVED_NAMES:
+            raise ConfigurationError(
+                f"Invalid agent type name {self.name!r}: the orchestra's graphs already have a node of "
+                f"that name. Fix: pick another name (reserved: {sorted(RESERVED_NAMES)}).",
+                field="name",
+                value=self.name,
+            )
 
     def aliases(self) -> set[str]:
         """Every spelling accepted for this type in ``AgentProfile.agent_type``."""

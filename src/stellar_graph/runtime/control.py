@@ -34,8 +34,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
 
 from stellar_graph.errors import OrchestrationError
+from stellar_graph.models import OrchestraRequest, parse_model
 from stellar_graph.ops.maintenance import prune_checkpoints
 from stellar_graph.records import RunHandle, TaskOutcome
 from stellar_graph.runtime.context import OrchestraContext
@@ -174,9 +176,13 @@ class OrchestraRuntime:
             else the values known now.
 
         Raises:
+            InvalidInputError: the input's shape is wrong (:class:`~stellar_graph.models.OrchestraRequest`);
+                nothing was queued.
             OrchestrationError: the intake is closed (emergency shutdown).
             Exception: what ``check`` or the control run raised for this event.
         """
+        if payload is not None and not isinstance(payload, Command):
+            parse_model(OrchestraRequest, payload, kind="orchestra input")
         if not self._status.intake_open and not _is_outcome(payload):
             raise OrchestrationError(
                 "The orchestra has stopped taking new work (emergency shutdown). Fix: start a new "
@@ -316,6 +322,8 @@ class OrchestraRuntime:
             if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
                 raise  # the loop itself is being stopped
             self._current = None
+            if isinstance(exc, Exception):
+                await self._clear_inputs()  # a failed run must not leave its input for the next one
             await self._refresh()
             if len(accepted) > 1:
                 for event in accepted:
@@ -434,6 +442,14 @@ class OrchestraRuntime:
         stable = {k: v for k, v in event.items() if k not in {"at", "created_at"}}
         text = json.dumps([self.thread_id, stable], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    async def _clear_inputs(self) -> None:
+        """Empty the input keys a failed control run left in the thread's state (a run that raises
+        writes nothing, so its input would be read again by every later run)."""
+        try:
+            await self.control.aupdate_state(self._config(), dict.fromkeys(_LISTS, []))
+        except Exception:
+            logger.exception("clearing the input of a failed control run on %s failed", self.thread_id)
 
     async def _refresh(self) -> None:
         snapshot = await self.control.aget_state(self._config())

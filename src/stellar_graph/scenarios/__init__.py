@@ -62,6 +62,13 @@ def load_scenario(name_or_path: str, *, now: datetime) -> Scenario:
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"Scenario file {str(path)!r} is not UTF-8 text. Fix: pass a YAML scenario file "
+            f"(see the bundled ones: {bundled_scenarios()}).",
+            field="scenario",
+            value=str(path),
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"Scenario file {str(path)!r} is not valid YAML: {exc}", field="scenario") from None
     if not isinstance(data, dict):
@@ -115,5 +122,11 @@ def _deadline(text: str, now: datetime) -> str:
     match = _RELATIVE.match(text.strip())
     if match is None:
         return text
-    delta = timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
-    return (now + delta).isoformat()
+    try:
+        return (now + timedelta(**{_UNITS[match["unit"]]: float(match["n"])})).isoformat()
+    except OverflowError:
+        raise InvalidInputError(
+            f"Invalid deadline {text!r}: it falls after the year 9999. Fix: use a nearer relative "
+            "deadline (for example '+30d') or an ISO date.",
+            errors=[{"field": "deadline", "value": text, "message": "after the year 9999"}],
+        ) from None
