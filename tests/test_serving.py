@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -487,3 +488,19 @@ def test_an_empty_api_key_variable_refuses_to_serve(monkeypatch: pytest.MonkeyPa
     with pytest.raises(Exception, match="STELLAR_GRAPH_API_KEY` is set but empty") as caught:
         create_app({"persistence": {"backend": "memory"}})
     assert "unset it" in str(caught.value)
+
+
+def test_metrics_labels_and_open_threads_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: /metrics kept one `thread` label per thread ever served (330 KB at 310 threads)."""
+    import stellar_graph.serving as serving
+
+    monkeypatch.setattr(serving, "MAX_LIVE_THREADS", 3)
+    with TestClient(create_app({"persistence": {"backend": "memory"}})) as client:
+        body = {"register_agents": [PYTHAGORAS.default_profile("pythagoras-001")]}
+        for i in range(8):
+            answer = client.post("/orchestra/invoke", json={"input": body}, headers={THREAD_HEADER: f"t{i}"})
+            assert answer.status_code == 200
+        labels = set(re.findall(r'thread="([^"]+)"', client.get("/metrics").text))
+        assert labels <= {"stellar-orchestra", "t5", "t6", "t7"} and {"t6", "t7"} <= labels, labels
+        again = client.post("/orchestra/invoke", json={"input": body}, headers={THREAD_HEADER: "t0"})
+        assert again.status_code == 422 and "pythagoras-001" in again.text  # reopened with its state

@@ -262,9 +262,8 @@ class _ServedOrchestra(_Served):
         self.tasks = tasks
         self.default_thread = default_thread
         self.durability = durability
-        self.threads: dict[str, None] = {default_thread: None}
-        """Threads this process has served (ordered set), for ``/metrics``."""
         self.runtimes: dict[str, OrchestraRuntime] = {}
+        """Open threads, least recently used first (at most :data:`MAX_LIVE_THREADS` idle ones)."""
         self._opening = asyncio.Lock()
 
     def run_config(self, config: RunnableConfig | None) -> RunnableConfig:
@@ -276,13 +275,28 @@ class _ServedOrchestra(_Served):
     async def runtime(self, thread: str) -> OrchestraRuntime:
         """The thread's live runtime, started on first use."""
         async with self._opening:
-            found = self.runtimes.get(thread)
+            found = self.runtimes.pop(thread, None)
             if found is None:
                 found = OrchestraRuntime(self.graph, self.tasks, thread_id=thread, durability=self.durability)
                 await found.start()
-                self.runtimes[thread] = found
-                self.threads[thread] = None
+            self.runtimes[thread] = found  # the most recently used last
+            await self._close_idle_beyond(MAX_LIVE_THREADS)
             return found
+
+    @property
+    def threads(self) -> list[str]:
+        """The default thread and the open ones: what ``/metrics`` labels (bounded)."""
+        return list(dict.fromkeys([self.default_thread, *self.runtimes]))
+
+    async def _close_idle_beyond(self, limit: int) -> None:
+        """Close the least recently used idle threads beyond ``limit`` (their state stays in the
+        checkpointer; the next request reopens them). Busy threads stay open."""
+        for thread, runtime in list(self.runtimes.items())[:-1]:
+            if len(self.runtimes) <= limit:
+                return
+            if runtime.idle() and not runtime.listeners:
+                del self.runtimes[thread]
+                await runtime.close()
 
     async def ainvoke(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -466,7 +480,7 @@ def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
     async def metrics() -> Response:
         if orchestra.graph.checkpointer is None:
             return PlainTextResponse("# persistence not open\n", status_code=503)
-        states = {thread: await orchestra.state(thread) for thread in list(orchestra.threads)}
+        states = {thread: await orchestra.state(thread) for thread in orchestra.threads}
         return PlainTextResponse(prometheus_text(states), media_type="text/plain; version=0.0.4")
 
 
@@ -496,6 +510,11 @@ def _add_body_checks(app: FastAPI) -> None:
                     return JSONResponse({"detail": fix}, status_code=422)
         return await call_next(request)  # type: ignore[no-any-return]
 
+
+MAX_LIVE_THREADS = 64
+"""Threads a server keeps open at once (their control loop in memory, a ``thread`` label in
+``/metrics``); beyond that the least recently used idle ones close and reopen on their next
+request. Bounds memory and the metric's label count however many threads are served."""
 
 _RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
 
