@@ -393,3 +393,12 @@ def test_make_test_chat_openai_overrides() -> None:
     assert llm.model_name == "gpt-4o-mini"
     assert llm.http_client is client
     client.close()
+
+
+def test_scripted_model_reports_the_standard_tracing_params() -> None:
+    """What langchain-tests' `test_standard_params` checks (issue 14: `ls_model_name` was missing)."""
+    from stellar_graph.testing import ScriptedChatModel
+
+    params = ScriptedChatModel(responses=["hi"])._get_ls_params()
+    assert params["ls_provider"] == "scripted" and params["ls_model_name"] == "scripted"
+    assert params["ls_model_type"] == "chat"

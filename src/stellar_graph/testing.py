@@ -28,6 +28,7 @@ import httpx
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, get_buffer_string
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -139,6 +140,14 @@ class ScriptedChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         # The default would dump every field, including callables and exceptions in the script.
         return {"model_name": "scripted", "scripted_steps": len(self.responses)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The standard tracing params (langchain-tests' ``test_standard_params`` checks them)."""
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "scripted"
+        params["ls_model_name"] = "scripted"
+        params["ls_model_type"] = "chat"
+        return params
 
     @property
     def cursor(self) -> int:
