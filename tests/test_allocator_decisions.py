@@ -200,6 +200,8 @@ def test_imbalance_has_hysteresis() -> None:
     assert imbalance({"a": 25, "b": 5}, False) == (False, 1.6667)  # but does not turn on there
     assert imbalance({"a": 20, "b": 10}, True) == (False, 1.3333)  # and turns off below 1.5
     assert imbalance({}, True) == (False, 0.0)
+    # One task on idle agents: a high ratio, but nothing waits, so nothing to balance (issue 14).
+    assert imbalance({"a": 5, "b": 0, "c": 0}, False, queued=False) == (False, 3.0)
 
 
 def test_specialist_backlog_raises_workload_imbalance_in_the_plan() -> None:

@@ -155,3 +155,16 @@ async def test_a_control_run_that_raises_does_not_block_the_thread(
         await orchestra.wait_idle()
         assert orchestra.state()["tasks"]["t001"]["status"] == "completed"
         assert set(orchestra.registered_agents()) == {"pythagoras-001", "pythagoras-002"}
+
+
+async def test_one_short_task_on_idle_agents_is_not_a_workload_imbalance(config: dict[str, Any]) -> None:
+    """Issue 14: `workload_imbalance` fired for a single 5-minute task on idle agents (ratio 3-5)."""
+    async with StellarOrchestra(config) as orchestra:
+        seen: list[dict[str, Any]] = []
+        orchestra.on("*", seen.append)
+        for i in range(5):
+            await orchestra.register_agent(EDISON.default_profile(f"edison-{i:03d}"))
+        await orchestra.orchestrate_task({**_task(1), "estimated_duration_minutes": 5})
+        await orchestra.wait_idle()
+        assert "workload_imbalance" not in [e["type"] for e in seen]
+        assert orchestra.state()["imbalance"]["active"] is False

@@ -198,17 +198,19 @@ IMBALANCE_HIGH, IMBALANCE_LOW = 2.0, 1.5
 """Hysteresis band of the imbalance ratio (busiest agent's backlog / mean backlog)."""
 
 
-def imbalance(backlog_minutes: Mapping[str, float], was_active: bool) -> tuple[bool, float]:
+def imbalance(backlog_minutes: Mapping[str, float], was_active: bool, *, queued: bool = True) -> tuple[bool, float]:
     """Whether the planned work is imbalanced, with hysteresis.
 
     The ratio is the busiest agent's predicted backlog over the mean backlog of all agents; the
     state turns on at :data:`IMBALANCE_HIGH` and off again below :data:`IMBALANCE_LOW`, so a
-    ratio hovering around one threshold does not flap.
+    ratio hovering around one threshold does not flap. Without ``queued`` work (a task waiting
+    behind another on its agent) nothing could move, so the work is not imbalanced whatever the
+    ratio: one task on idle agents gives a high ratio and nothing to balance.
     """
     values = list(backlog_minutes.values())
     mean = sum(values) / len(values) if values else 0.0
     ratio = max(values) / mean if mean > 0 else 0.0
-    active = ratio >= IMBALANCE_HIGH or (was_active and ratio >= IMBALANCE_LOW)
+    active = queued and (ratio >= IMBALANCE_HIGH or (was_active and ratio >= IMBALANCE_LOW))
     return active, round(ratio, 4)
 
 

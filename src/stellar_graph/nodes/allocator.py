@@ -65,7 +65,8 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
         was = state.get("imbalance") or {"active": False, "ratio": 0.0}
         update_imbalance = was
         if plan.backlog_minutes:
-            active, ratio = imbalance(plan.backlog_minutes, bool(was.get("active")))
+            queued = any({**record, **plan.task_patches.get(tid, {})}.get("status") == "queued" for tid, record in tasks.items())
+            active, ratio = imbalance(plan.backlog_minutes, bool(was.get("active")), queued=queued)
             fired = active and not was.get("active")
             if fired:
                 busiest = max(plan.backlog_minutes, key=plan.backlog_minutes.__getitem__)
