@@ -284,6 +284,10 @@ async def test_a_real_run_posts_its_task_outcome(
         "http://api.localhost/hook",
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible IPv6 (issue 14)
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/latest",  # NAT64 of 169.254.169.254
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
         "http://10.0.0.5/hook",
         "http://172.16.3.4/hook",
         "http://192.168.1.10/hook",
@@ -300,6 +304,17 @@ def test_private_and_loopback_addresses_are_refused(url: str, secret: str) -> No
     assert info.value.field == "task_completion" and info.value.value == url
     assert repr(url) in str(info.value) and "allow_private=True" in str(info.value)
     assert facade.integration_stats()["webhooks"] is None  # nothing was configured
+
+
+@pytest.mark.parametrize(
+    "url", ["http://hooks.example.com@127.0.0.1/x", "https://user:token@hooks.example.com/x", "http://127.0.0.1\\@example.com/"]
+)
+def test_urls_with_userinfo_are_refused_without_echoing_it(url: str, secret: str) -> None:
+    """Parsers disagree on the host of such URLs (issue 14), and the userinfo is a credential."""
+    for allow_private in (False, True):
+        with pytest.raises(ConfigurationError, match="credentials or a backslash") as info:
+            Facade().configure_webhooks(task_completion=url, allow_private=allow_private)
+        assert "token" not in str(info.value) and "user" not in str(info.value)
 
 
 @pytest.mark.parametrize(

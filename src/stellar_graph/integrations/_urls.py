@@ -83,6 +83,14 @@ def check_outbound_url(
             field=field,
             value=url,
         )
+    if "@" in parts.netloc or "\\" in parts.netloc:
+        raise ConfigurationError(
+            f"`{field}` = {redact_url(url)!r} carries credentials or a backslash before its host; URL "
+            "parsers disagree on such hosts, so the address checked may not be the one reached. Fix: "
+            "put credentials in headers or the configured secret, not in the URL.",
+            field=field,
+            value=redact_url(url),
+        )
     host = parts.hostname
     if not host:
         raise ConfigurationError(
@@ -119,11 +127,30 @@ def _addresses(host: str, port: int, field: str, url: str, resolve: Resolver) ->
     return found
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo): a
+    translator on the path would deliver to them, so they must be public too."""
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found = [ip.ipv4_mapped] if ip.ipv4_mapped is not None else []
+    if ip in _V4_COMPATIBLE or any(ip in net for net in _NAT64):
+        found.append(low)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def _require_public(address: str, host: str, field: str, url: str) -> None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_global and not ip.is_multicast:
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += _embedded_ipv4(ip)
+    if all(c.is_global and not c.is_multicast for c in candidates):
         return
     via = "" if address == host else f" (host {host!r} resolves to {address})"
     raise ConfigurationError(
