@@ -462,3 +462,17 @@ def test_event_text_is_escaped_and_kept_on_one_line() -> None:
         summarize({"type": "task_completed", "task_id": "t1", "severity": "info"}).title
         == "Task completed: task t1"
     )
+
+
+def test_a_refused_slack_url_never_appears_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Slack incoming-webhook URL is a credential (issue 14: it appeared in full in errors)."""
+    from stellar_graph.integrations.notifications import SlackChannel
+    from stellar_graph.integrations.settings import SlackChannelSettings
+
+    secret_path = "/services/T000/B000/XXXXsecretXXXX"
+    monkeypatch.setenv("SLACK_HOOK_TEST", f"http://10.0.0.7{secret_path}")
+    settings = SlackChannelSettings(url_env="SLACK_HOOK_TEST")
+    with pytest.raises(ConfigurationError) as caught:
+        SlackChannel(settings)
+    assert "secret" not in str(caught.value) and "secret" not in str(caught.value.value)
+    assert "10.0.0.7" in str(caught.value)  # the host is shown: enough to find the setting

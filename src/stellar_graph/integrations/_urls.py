@@ -72,16 +72,16 @@ def check_outbound_url(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise ConfigurationError(
-            f"`{field}` = {url!r} is not a valid URL ({exc}). Fix: use https://host/path.",
+            f"`{field}` = {redact_url(url)!r} is not a valid URL ({exc}). Fix: use https://host/path.",
             field=field,
-            value=url,
+            value=redact_url(url),
         ) from None
     if parts.scheme not in {"http", "https"}:
         raise ConfigurationError(
-            f"`{field}` = {url!r} uses scheme {parts.scheme!r}; only http and https are allowed. "
+            f"`{field}` = {redact_url(url)!r} uses scheme {parts.scheme!r}; only http and https are allowed. "
             "Fix: use an https:// URL.",
             field=field,
-            value=url,
+            value=redact_url(url),
         )
     if "@" in parts.netloc or "\\" in parts.netloc:
         raise ConfigurationError(
@@ -94,7 +94,7 @@ def check_outbound_url(
     host = parts.hostname
     if not host:
         raise ConfigurationError(
-            f"`{field}` = {url!r} has no host. Fix: use https://host/path.", field=field, value=url
+            f"`{field}` = {redact_url(url)!r} has no host. Fix: use https://host/path.", field=field, value=redact_url(url)
         )
     if allow_private:
         return url
@@ -115,14 +115,14 @@ def _addresses(host: str, port: int, field: str, url: str, resolve: Resolver) ->
         found = list(resolve(host, port))
     except (OSError, UnicodeError) as exc:
         raise ConfigurationError(
-            f"`{field}` = {url!r}: host {host!r} does not resolve ({exc}). Fix: check the host "
+            f"`{field}` = {redact_url(url)!r}: host {host!r} does not resolve ({exc}). Fix: check the host "
             "name and DNS, or pass `allow_private=True` for a receiver addressed by a local name.",
             field=field,
-            value=url,
+            value=redact_url(url),
         ) from None
     if not found:
         raise ConfigurationError(
-            f"`{field}` = {url!r}: host {host!r} resolved to no address.", field=field, value=url
+            f"`{field}` = {redact_url(url)!r}: host {host!r} resolved to no address.", field=field, value=redact_url(url)
         )
     return found
 
@@ -154,10 +154,10 @@ def _require_public(address: str, host: str, field: str, url: str) -> None:
         return
     via = "" if address == host else f" (host {host!r} resolves to {address})"
     raise ConfigurationError(
-        f"`{field}` = {url!r} points at a non-public address{via}: loopback, private, "
+        f"`{field}` = {redact_url(url)!r} points at a non-public address{via}: loopback, private, "
         "link-local and reserved addresses are refused so a URL cannot reach into the "
         "orchestra's own network. Fix: use a public receiver, or pass `allow_private=True` "
         "if this internal receiver is intended.",
         field=field,
-        value=url,
+        value=redact_url(url),
     )
