@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 
 from stellar_graph.config import LLMConfig
 
-__all__ = ["MODEL_ENV", "make_chat_model"]
+__all__ = ["MODEL_ENV", "make_chat_model", "model_secrets"]
 
 MODEL_ENV = "STELLAR_GRAPH_MODEL"
 """Setting this (e.g. ``gpt-4o-mini``) turns simulated agents into real LLM agents."""
@@ -47,3 +47,16 @@ def make_chat_model(config: LLMConfig, **overrides: Any) -> BaseChatModel | None
         kwargs["base_url"] = config.base_url
     kwargs.update(overrides)
     return ChatOpenAI(**kwargs)
+
+
+def model_secrets(model: Any) -> list[str]:
+    """The credentials a chat model sends (its API key, and ``OPENAI_API_KEY``): an endpoint may
+    echo them in an error body, which must not reach checkpoints, reports or logs."""
+    import os
+
+    found: list[object] = [os.environ.get("OPENAI_API_KEY")]
+    for name in ("openai_api_key", "api_key"):
+        value = getattr(model, name, None)
+        reveal = getattr(value, "get_secret_value", None)
+        found.append(reveal() if callable(reveal) else value)
+    return [s for s in found if isinstance(s, str) and s]

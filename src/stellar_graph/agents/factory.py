@@ -35,6 +35,8 @@ from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_s
 from stellar_graph.agents.render import render_messages
 from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.errors import ModelBehaviorError
+from stellar_graph.integrations._redact import redact_secrets
+from stellar_graph.llm import model_secrets
 from stellar_graph.records import AGENT_CALLS_NAMESPACE
 from stellar_graph.simulation import simulate_work
 
@@ -114,6 +116,7 @@ def create_agent(
 
     rules = policy or AgentPolicy()
     structured = _structured(model) if model is not None else None
+    secrets = model_secrets(model)
 
     async def act(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         if model is None:  # simulated work is seeded: running it again gives the same answer
@@ -136,6 +139,7 @@ def create_agent(
         try:
             return await _call_model(model, structured, tools, state)
         except Exception as exc:
+            _redact_exception(exc, secrets)  # LangGraph saves the error's text in the checkpoint
             delay = retry_after_seconds(exc)
             attempt = runtime.execution_info.node_attempt if runtime.execution_info else rules.max_attempts
             if delay and attempt < rules.max_attempts and is_retryable(exc):
@@ -153,6 +157,18 @@ def create_agent(
     builder.add_edge("check", "report")
     builder.add_edge("report", END)
     return builder
+
+
+def _redact_exception(exc: BaseException, secrets: Sequence[str]) -> None:
+    """Blank the model's credentials out of an exception's text, in place (its type, which the
+    retry policy reads, stays): an endpoint may echo the API key in its error body."""
+    if not secrets:
+        return
+    exc.args = tuple(redact_secrets(a, secrets) if isinstance(a, str) else a for a in exc.args)
+    if isinstance(getattr(exc, "message", None), str):
+        exc.message = redact_secrets(exc.message, secrets)  # type: ignore[attr-defined]
+    if getattr(exc, "body", None) is not None:
+        exc.body = None  # type: ignore[attr-defined]  # the raw body: nothing here needs it
 
 
 def _simulate(state: _AgentState, seed: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from stellar_graph.errors import ConfigurationError
 from stellar_graph.integrations._http import send
+from stellar_graph.integrations._redact import redact_secrets
 from stellar_graph.integrations._urls import check_outbound_url
 from stellar_graph.integrations.ratelimit import RateLimitExceeded, TokenBucket
 
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 AuthType = Literal["bearer_token", "api_key_header", "none"]
 AUTH_TYPES: tuple[str, ...] = ("bearer_token", "api_key_header", "none")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REDACTED = "[REDACTED]"
 
 
 @dataclass(frozen=True)
@@ -429,7 +429,7 @@ def require_credential(spec: ExternalAPISpec) -> None:
 
 
 def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, _REDACTED) if secret else text
+    return redact_secrets(text, [secret])
 
 
 def _cut(text: str, limit: int) -> str:
