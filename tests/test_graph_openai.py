@@ -101,6 +101,28 @@ async def test_garbage_llm_reply_fails_the_task_with_a_clear_error(
 
 
 @respx.mock(base_url=BASE)
+async def test_a_reply_of_another_shape_gets_one_repair_call_then_counts(
+    respx_mock: respx.MockRouter, fixed_clock
+) -> None:
+    """Issue 14: valid JSON of another shape (`{"message": ...}`) failed every task at once."""
+    good = {"result": "Let a=2m, b=2n; a+b=2(m+n).", "criteria_met": ["rigorous proof"], "confidence": 0.9}
+    route = respx_mock.post("/chat/completions").mock(side_effect=[
+        httpx.Response(200, json=structured_completion({"message": "here is my proof"}, prompt_tokens=100, completion_tokens=10)),
+        httpx.Response(200, json=structured_completion(good, prompt_tokens=150, completion_tokens=20)),
+    ])
+    out = await run_orchestra(
+        {"register_agents": AGENTS, "submit_tasks": [TASK]}, NO_FALLBACK, model=make_test_chat_openai(BASE),
+        clock=fixed_clock, checkpointer=InMemorySaver(), thread_id=THREAD,
+    )
+    assert out["tasks"]["proof-1"]["status"] == "completed" and route.call_count == 2
+    repair = json.loads(route.calls[1].request.content)["messages"]
+    assert repair[-2] == {"role": "assistant", "content": json.dumps({"message": "here is my proof"})}
+    assert "JSON schema" in repair[-1]["content"] and "criteria_met" in repair[-1]["content"]
+    assert out["metrics"]["repair_calls"] == 1
+    assert out["metrics"]["input_tokens"] == 250 and out["metrics"]["output_tokens"] == 30  # both calls counted
+
+
+@respx.mock(base_url=BASE)
 async def test_http_500_is_a_recorded_failure_not_a_crash(
     respx_mock: respx.MockRouter, fixed_clock
 ) -> None:

@@ -16,6 +16,7 @@ The contract (also for users' own agent graphs): input :class:`AgentInput`, outp
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
@@ -200,16 +201,13 @@ async def _call_model(
         messages = await _tool_rounds(model, tools, messages, usage)
     structured = structured or _structured(model)
     agent_id = state["agent"]["agent_id"]
-    try:
-        out: dict[str, Any] = dict(await structured.ainvoke(messages))  # include_raw=True: a dict
-    except (ValidationError, OutputParserException, ValueError) as exc:
-        # Some providers parse inside the client and raise instead of reporting `parsing_error`.
-        raise _garbage(agent_id, exc, "") from exc
-    _add_usage(usage, out.get("raw"))
-    parsed = out.get("parsed")
-    if out.get("parsing_error") is not None or not isinstance(parsed, AgentAnswer):
-        raw = out.get("raw")
-        raise _garbage(agent_id, out.get("parsing_error"), raw.content if isinstance(raw, AIMessage) else repr(raw))
+    parsed, error, raw = await _ask(structured, messages, usage)
+    if parsed is None:  # one repair call: the reply, what was wrong, and the schema
+        messages = [*messages, AIMessage(content=raw), HumanMessage(content=_repair_prompt(error))]
+        parsed, error, raw = await _ask(structured, messages, usage)
+        usage["repair_calls"] = 1
+    if parsed is None:
+        raise _garbage(agent_id, error, raw)
     minutes = (time.time() - state.get("started", time.time())) / 60
     return {"answer": parsed.model_dump(), "usage": usage, "simulated": False, "duration_minutes": round(minutes, 4)}
 
@@ -228,6 +226,32 @@ async def _tool_rounds(model: BaseChatModel, tool_list: Sequence[BaseTool], mess
             content = await tool.ainvoke(call["args"]) if tool else f"unknown tool {call['name']!r}"
             messages.append(ToolMessage(content=str(content), tool_call_id=call["id"] or ""))
     return messages
+
+
+async def _ask(
+    structured: Runnable[Any, Any], messages: list[AnyMessage], usage: dict[str, int]
+) -> tuple[AgentAnswer | None, object, str]:
+    """One structured call: ``(answer, None, raw)``, or ``(None, the parsing error, raw reply)``."""
+    try:
+        out: dict[str, Any] = dict(await structured.ainvoke(messages))  # include_raw=True: a dict
+    except (ValidationError, OutputParserException, ValueError) as exc:
+        # Some providers parse inside the client and raise instead of reporting `parsing_error`.
+        return None, exc, ""
+    raw = out.get("raw")
+    _add_usage(usage, raw)
+    parsed = out.get("parsed")
+    if out.get("parsing_error") is None and isinstance(parsed, AgentAnswer):
+        return parsed, None, ""
+    text = raw.content if isinstance(raw, AIMessage) else repr(raw)
+    return None, out.get("parsing_error") or "the reply is not an AgentAnswer", str(text)
+
+
+def _repair_prompt(error: object) -> str:
+    schema = json.dumps(AgentAnswer.model_json_schema())
+    return (
+        f"Your reply could not be used: {error!s:.500}. Answer again with only a JSON object that "
+        f"matches this JSON schema, no other text: {schema}"
+    )
 
 
 def _garbage(agent_id: str, error: object, raw: object) -> ModelBehaviorError:

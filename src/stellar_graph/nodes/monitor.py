@@ -91,6 +91,7 @@ def _record(update: dict[str, Any], report: Mapping[str, Any], status: str, atte
         ("tasks_reassigned", int(status == "pending")),
         ("input_tokens", int(usage.get("input_tokens", 0))),
         ("output_tokens", int(usage.get("output_tokens", 0))),
+        ("repair_calls", int(usage.get("repair_calls", 0))),
         ("agent_minutes", float(report.get("duration_minutes") or 0.0)),
         ("agent_wall_seconds", float(report.get("wall_seconds") or 0.0)),
     ):
