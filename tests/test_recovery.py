@@ -86,3 +86,17 @@ def test_task_failures_are_outcomes_not_reassignments() -> None:
     assert after_report(task, crashed, strategies=["reassign"], max_attempts=3)["status"] == "pending"
     assert after_report(task, crashed, strategies=["retry"], max_attempts=3)["status"] == "failed"
     assert after_report({"id": "t", "attempt": 3}, crashed, strategies=["reassign"], max_attempts=3)["status"] == "failed"
+
+
+def test_a_recovery_that_outlasts_its_timeout_takes_the_end_of_the_ladder() -> None:
+    """`failure_recovery_timeout_minutes` was validated but never read (issue 14)."""
+    from stellar_graph.recovery import after_report
+
+    task = {"id": "t", "attempt": 2, "recovery": [{"step": "reassign", "at": "2026-01-01T10:00:00+00:00"}]}
+    crashed = {"status": "failed", "agent_error": True, "error": "boom", "agent_id": "a-2",
+               "finished_at": "2026-01-01T10:45:00+00:00"}
+    late = after_report(task, crashed, strategies=["reassign", "escalate"], max_attempts=5, timeout_minutes=30)
+    assert late["status"] == "escalating" and "failure_recovery_timeout_minutes=30" in late["error"]
+    assert "took 45.0" in late["error"] and "boom" in late["error"]
+    on_time = after_report(task, crashed, strategies=["reassign", "escalate"], max_attempts=5, timeout_minutes=60)
+    assert on_time["status"] == "pending"

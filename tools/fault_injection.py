@@ -113,7 +113,9 @@ class FaultyEndpoint:
     scale: float = 1.0
     hang_seconds: float = 5.0
     calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    """(task id, agent id) -> requests made."""
+    """(task id, agent id) -> requests made (repair calls apart)."""
+    repairs: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    """(task id, agent id) -> repair calls (the agent's second ask after a reply of the wrong shape)."""
     order: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     """task id -> agents in the order they first called the model for it."""
     kinds: Counter[str] = field(default_factory=Counter)
@@ -143,8 +145,12 @@ class FaultyEndpoint:
         key = (task_id, agent_id)
         if agent_id not in self.order[task_id]:
             self.order[task_id].append(agent_id)
-        self.calls[key] += 1
-        kind, retry_after = self.fate(task_id, agent_id, self.calls[key])
+        if "could not be used" in str(body["messages"][-1].get("content")):  # a repair call
+            self.repairs[key] += 1
+            kind, retry_after = self.fate(task_id, agent_id, 1000 + self.repairs[key])
+        else:
+            self.calls[key] += 1
+            kind, retry_after = self.fate(task_id, agent_id, self.calls[key])
         self.kinds[kind] += 1
         if kind == "http_500":
             return openai_error(500, "injected server error")
@@ -198,8 +204,10 @@ class FaultReport:
 
 
 def beyond_budget(endpoint: FaultyEndpoint, *, retry_max_attempts: int, max_attempts: int) -> int:
-    """Calls beyond ``retry_max_attempts`` per (task, agent) or to agents beyond ``max_attempts``."""
+    """Calls beyond ``retry_max_attempts`` per (task, agent) or to agents beyond ``max_attempts``,
+    and repair calls beyond one per call."""
     extra = sum(max(0, n - retry_max_attempts) for n in endpoint.calls.values())
+    extra += sum(max(0, n - endpoint.calls[key]) for key, n in endpoint.repairs.items())
     for task_id, agents in endpoint.order.items():
         extra += sum(endpoint.calls[(task_id, a)] for a in agents[max_attempts:])
     return extra
@@ -304,6 +312,7 @@ def _count(
         step.get("step", "?") for r in records for step in r.get("recovery") or []
     )
     recovery["retry"] = sum(n - 1 for n in endpoint.calls.values())
+    recovery["reply repair call"] = sum(endpoint.repairs.values())
     return FaultReport(
         submitted=len(tasks),
         statuses=statuses,
@@ -315,7 +324,7 @@ def _count(
         ),
         recovery=recovery,
         faults=Counter({k: endpoint.kinds[k] for k in FAULT_KINDS}),
-        requests=sum(endpoint.calls.values()),
+        requests=sum(endpoint.calls.values()) + sum(endpoint.repairs.values()),
         escalations=escalations,
         seconds=seconds,
     )

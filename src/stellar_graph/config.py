@@ -60,6 +60,8 @@ class TaskAllocationConfig(_Section):
     """``auto`` solves exactly when affordable, else the fast path."""
     rebalancing_frequency_minutes: float = Field(default=60, gt=0)
     failure_recovery_timeout_minutes: float = Field(default=30, gt=0)
+    """A task still recovering this long after its first reassignment is not reassigned again:
+    it ends the ladder (escalate, fallback or the failure). Checked at each failed attempt."""
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     """Factor weights; must cover the five factors and sum to 1."""
     past_deadline: Literal["flag", "refuse"] = "flag"

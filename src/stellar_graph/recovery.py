@@ -16,6 +16,7 @@ the repair is local, nobody else's work moves.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 __all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "end_of_ladder", "returned_patch"]
@@ -30,8 +31,13 @@ def after_report(
     *,
     strategies: Sequence[str],
     max_attempts: int,
+    timeout_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """The task patch for a finished attempt: the outcome, or back to ``pending`` to reassign."""
+    """The task patch for a finished attempt: the outcome, or back to ``pending`` to reassign.
+
+    With ``timeout_minutes`` (``emergency_protocols.failure_recovery_timeout_minutes``), a task
+    whose recovery began longer ago than that (its first reassignment) is not reassigned again:
+    it takes the end of the ladder (escalate, a degraded result, or the failure)."""
     patch: dict[str, Any] = {
         "status": report["status"],
         "result": report.get("result"),
@@ -46,6 +52,10 @@ def after_report(
         return patch
     if not report.get("agent_error"):
         return _escalate_or_fail(patch, strategies)
+    overdue = _recovery_overdue(task, report, timeout_minutes)
+    if overdue:
+        patch.update(end_of_ladder(task["id"], f"{overdue}; last error: {report.get('error')}", strategies))
+        return patch
     if "reassign" in strategies and attempt < max_attempts:
         step = {"step": "reassign", "attempt": attempt, "from": report.get("agent_id"), "error": report.get("error"),
                 "at": report.get("finished_at")}
@@ -61,6 +71,22 @@ def after_report(
     # Attempts used up after agent errors: the same end as when no other agent is left.
     patch.update(end_of_ladder(task["id"], str(report.get("error")), strategies))
     return patch
+
+
+def _recovery_overdue(task: Mapping[str, Any], report: Mapping[str, Any], timeout_minutes: float | None) -> str:
+    """Why the recovery ran out of time (empty if it did not): from the first recovery step to this report."""
+    steps = task.get("recovery") or []
+    if timeout_minutes is None or not steps or not steps[0].get("at") or not report.get("finished_at"):
+        return ""
+    try:
+        began = datetime.fromisoformat(str(steps[0]["at"]))
+        now = datetime.fromisoformat(str(report["finished_at"]))
+    except ValueError:
+        return ""
+    minutes = (now - began).total_seconds() / 60
+    if minutes <= timeout_minutes:
+        return ""
+    return f"recovery did not finish within failure_recovery_timeout_minutes={timeout_minutes:g} (took {minutes:.1f})"
 
 
 def end_of_ladder(task_id: str, error: str, strategies: Sequence[str]) -> dict[str, Any]:

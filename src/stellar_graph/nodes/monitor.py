@@ -33,6 +33,7 @@ def make_monitor(config: OrchestraConfig, clock: Callable[[], datetime], *, outb
     strategies = config.emergency_protocols.recovery_strategies
     max_attempts = config.task_allocation.max_attempts
     threshold = config.task_allocation.agent_failure_threshold
+    timeout = config.task_allocation.failure_recovery_timeout_minutes
 
     async def monitor(state: OrchestraState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
         tasks, agents = state.get("tasks") or {}, state.get("agents") or {}
@@ -49,7 +50,7 @@ def make_monitor(config: OrchestraConfig, clock: Callable[[], datetime], *, outb
                 _count(update, "duplicate_outcomes", 1)
                 continue
             report = outcome["report"]
-            patch = after_report(task, report, strategies=strategies, max_attempts=max_attempts)
+            patch = after_report(task, report, strategies=strategies, max_attempts=max_attempts, timeout_minutes=timeout)
             patch["run"] = None
             update["tasks"][task["id"]] = patch
             _record(update, report, patch["status"], outcome["attempt"])
