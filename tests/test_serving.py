@@ -504,3 +504,30 @@ def test_metrics_labels_and_open_threads_stay_bounded(monkeypatch: pytest.Monkey
         assert labels <= {"stellar-orchestra", "t5", "t6", "t7"} and {"t6", "t7"} <= labels, labels
         again = client.post("/orchestra/invoke", json={"input": body}, headers={THREAD_HEADER: "t0"})
         assert again.status_code == 422 and "pythagoras-001" in again.text  # reopened with its state
+
+
+def test_an_escalated_run_shows_its_interrupt_and_is_resumed_over_http(tmp_path: Path) -> None:
+    """Issue 14: invoke showed no `__interrupt__` and serve could not resume escalated tasks."""
+    from stellar_graph import AgentAnswer
+    from stellar_graph.testing import ScriptedChatModel, structured
+
+    down = ConnectionError("model endpoint down")
+    model = ScriptedChatModel(responses=[down, down, down, structured(AgentAnswer(result="ok", criteria_met=[], confidence=1.0))])
+    config = {"persistence": {"data_dir": str(tmp_path)},
+              "emergency_protocols": {"recovery_strategies": ["retry", "escalate"], "retry_initial_interval_seconds": 0.01}}
+    headers = {THREAD_HEADER: "escalations"}
+    with TestClient(create_app(config, model=model)) as client:
+        body = {"register_agents": [PYTHAGORAS.default_profile("pythagoras-001")], "submit_tasks": [_task("t1", "statistics")]}
+        out = client.post("/orchestra/invoke", json={"input": body}, headers=headers).json()["output"]
+        assert out["tasks"]["t1"]["status"] == "escalating"
+        [pending] = out["interrupts"]
+        assert pending["value"]["tasks"][0]["task_id"] == "t1" and "/orchestra/resume" in out["resume"]
+        bad = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "maybe"}}}, headers=headers)
+        assert bad.status_code == 422 and "`decisions.t1.action`='maybe'" in bad.json()["detail"]
+        unknown = client.post("/orchestra/resume", json={"decisions": {"t9": {"action": "retry"}}}, headers=headers)
+        assert unknown.status_code == 422 and "'t9' is not waiting" in unknown.json()["detail"]
+        done = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "retry"}}}, headers=headers)
+        assert done.status_code == 200, done.text
+        assert done.json()["output"]["tasks"]["t1"]["status"] == "completed" and not done.json()["output"].get("interrupts")
+        none_left = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "retry"}}}, headers=headers)
+        assert none_left.status_code == 422 and "No task of this thread is waiting" in none_left.json()["detail"]

@@ -46,8 +46,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langgraph.types import Command
 from langserve import add_routes
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from stellar_graph.agents.factory import create_agent
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
@@ -65,6 +66,7 @@ from stellar_graph.history import alookup
 from stellar_graph.llm import make_chat_model
 from stellar_graph.models import AgentRequest, OrchestraRequest, parse_model
 from stellar_graph.persistence import open_persistence
+from stellar_graph.recovery import ESCALATION_OPTIONS
 from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
 from stellar_graph.submission import (
@@ -313,7 +315,36 @@ class _ServedOrchestra(_Served):
         retired = await alookup(self.graph.store, runtime.thread_id, missing)
         if retired:
             output["tasks"] = {**board, **{t: item["task"] for t, item in retired.items()}}
+        return await self.with_interrupts(output, runtime.thread_id)
+
+    async def with_interrupts(self, output: dict[str, Any], thread: str) -> dict[str, Any]:
+        """Add the thread's pending interrupts (escalated tasks waiting for a human; LangGraph's
+        ``__interrupt__``) as ``interrupts``, and how to answer them (``resume``)."""
+        if not any(t.get("status") == "escalating" for t in (output.get("tasks") or {}).values()):
+            return output
+        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread}})
+        if snapshot.interrupts:
+            output["interrupts"] = [{"id": i.id, "value": i.value} for i in snapshot.interrupts]
+            output["resume"] = RESUME_HELP
         return output
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """The graph's output schema plus ``interrupts`` and ``resume`` (escalations waiting)."""
+        base = self.graph.get_output_schema(config)
+        return create_model(
+            "OrchestraServedOutput",
+            __base__=base,
+            interrupts=(list[dict[str, Any]], Field(default_factory=list, description="Escalations waiting for a human (LangGraph interrupts).")),
+            resume=(str, Field(default="", description="How to answer them.")),
+        )
+
+    async def resume(self, thread: str, decisions: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer the thread's escalations (``Command(resume=decisions)``); return the board once
+        the decided tasks settle again."""
+        runtime = await self.runtime(thread)
+        await runtime.submit(Command(resume=dict(decisions)))
+        await runtime.wait_for(partial(_settled, list(decisions)))
+        return await self.with_interrupts(_output(self.graph, runtime.state), thread)
 
     async def astream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -476,12 +507,47 @@ def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
         }
         return JSONResponse(body, status_code=200 if saver is not None else 503)
 
+    @app.post("/orchestra/resume")
+    async def resume(request: Request) -> JSONResponse:
+        """Answer the escalated tasks of the thread named by ``X-Thread-Id``."""
+        if orchestra.graph.checkpointer is None:
+            return JSONResponse({"detail": "persistence not open"}, status_code=503)
+        thread = request.headers.get(THREAD_HEADER) or orchestra.default_thread
+        if not _THREAD_ID.fullmatch(thread):
+            return JSONResponse({"detail": f"Invalid `{THREAD_HEADER}` {thread[:140]!r}"}, status_code=400)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        decisions = body.get("decisions") if isinstance(body, dict) else None
+        waiting = {t for t, r in ((await orchestra.state(thread)).get("tasks") or {}).items() if r.get("status") == "escalating"}
+        problem = _check_decisions(decisions, waiting)
+        if problem:
+            return JSONResponse({"detail": f"{problem} Fix: {RESUME_HELP}"}, status_code=422)
+        assert isinstance(decisions, dict)
+        return JSONResponse({"output": await orchestra.resume(thread, decisions)})
+
     @app.get("/metrics")
     async def metrics() -> Response:
         if orchestra.graph.checkpointer is None:
             return PlainTextResponse("# persistence not open\n", status_code=503)
         states = {thread: await orchestra.state(thread) for thread in orchestra.threads}
         return PlainTextResponse(prometheus_text(states), media_type="text/plain; version=0.0.4")
+
+
+def _check_decisions(decisions: object, waiting: set[str]) -> str:
+    """What is wrong with a resume body's ``decisions`` (empty if nothing)."""
+    if not waiting:
+        return "No task of this thread is waiting for a decision."
+    if not isinstance(decisions, dict) or not decisions:
+        return f"`decisions` must be an object of task id -> decision; waiting: {sorted(waiting)}."
+    for task_id, decision in decisions.items():
+        if task_id not in waiting:
+            return f"Task {task_id!r} is not waiting for a decision; waiting: {sorted(waiting)}."
+        action = decision.get("action") if isinstance(decision, dict) else None
+        if action not in ESCALATION_OPTIONS:
+            return f"`decisions.{task_id}.action`={action!r}: use one of {list(ESCALATION_OPTIONS)}."
+    return ""
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -515,6 +581,12 @@ MAX_LIVE_THREADS = 64
 """Threads a server keeps open at once (their control loop in memory, a ``thread`` label in
 ``/metrics``); beyond that the least recently used idle ones close and reopen on their next
 request. Bounds memory and the metric's label count however many threads are served."""
+
+RESUME_HELP = (
+    "POST /orchestra/resume with the same X-Thread-Id and {\"decisions\": {task_id: {\"action\": "
+    "\"retry\" | \"reassign\" | \"fail\" | \"resolve\", \"result\": ... (resolve), \"reason\": ...}}}"
+)
+"""How a client answers escalated tasks (shown in responses that carry an interrupt)."""
 
 _RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
 
