@@ -116,11 +116,17 @@ def finish(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """The record's outcome: ``(patch, event, metric counters)``.
 
-    ``approve`` -> ``succeeded``; ``reject`` -> ``failed``; anything else -> ``no_decision``.
+    ``approve`` -> ``succeeded``; ``reject`` -> ``failed``; anything else -> ``no_decision``. An
+    approval of work with subtasks not done (the integrator's, say) is ``failed``: the team may
+    accept the parts, but the goal was not met.
     """
     status = {"approve": "succeeded", "reject": "failed"}.get(decision or "", "no_decision")
     if decided_by == "rule:nothing_to_vote_on":
         status = "failed"
+    undone = sorted(sid for sid, st in (rec.get("subtasks") or {}).items() if st.get("status") != "done")
+    if status == "succeeded" and undone:
+        status = "failed"
+        reason = f"{reason}; approved, but subtask(s) {', '.join(undone)} were not done, so the goal is not met"
     outcome = {
         "status": status,
         "decision": decision if decision in ("approve", "reject") else None,

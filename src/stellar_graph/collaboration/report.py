@@ -29,7 +29,8 @@ def collaboration_progress_line(event: Mapping[str, Any]) -> str:
         return f"  collab      {cid}: {event.get('conflict')} -> {event.get('decision')} ({event.get('decided_by')})"
     if kind == "finished":
         return f"  collab      {cid}: {event.get('status')} ({event.get('decided_by')})"
-    detail = event.get("message") or event.get("error") or event.get("conflict") or ""
+    detail = str(event.get("message") or event.get("error") or event.get("conflict") or "")
+    detail = detail.removeprefix(f"{kind}: ")  # "queued: 1 active..." after "queued": say it once
     return f"  collab      {cid}: {kind} {_cut(detail, 90)}".rstrip()
 
 
