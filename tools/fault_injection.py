@@ -121,8 +121,16 @@ class FaultyEndpoint:
     kinds: Counter[str] = field(default_factory=Counter)
 
     def fate(self, task_id: str, agent_id: str, number: int) -> tuple[str, float]:
-        """The fault for one request: (kind, retry-after seconds or 0)."""
+        """The fault for one request: (kind, retry-after seconds or 0).
+
+        The first request for task ``ft-00i`` (its first agent) gets ``FAULT_KINDS[i]``, so every
+        kind occurs in every run whatever order the tasks reach the agents in; the rest are drawn.
+        """
         rng = random.Random(f"{self.seed}:{task_id}:{agent_id}:{number}")
+        index = int(task_id.rsplit("-", 1)[-1]) if task_id.rsplit("-", 1)[-1].isdigit() else -1
+        if number == 1 and 0 <= index < len(FAULT_KINDS) and self.order[task_id][:1] == [agent_id]:
+            forced = FAULT_KINDS[index]
+            return forced, (rng.uniform(0.05, 0.2) if forced == "http_429_retry_after" else 0.0)
         draw = rng.random() / self.scale  # scaling the draw down scales every fault's share up
         if draw < 0.15:
             return "http_500", 0.0
