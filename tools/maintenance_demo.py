@@ -1,7 +1,7 @@
 """Does ``perform_system_maintenance`` keep the SQLite checkpoint file bounded? 1,000 tasks, measured.
 
-Two orchestras run the same workload on SQLite with the default ``durability="sync"`` and
-simulated (instant) agents, in batches of 100 tasks:
+Two orchestras run the same workload on SQLite with the default durability (task runs checkpoint
+once, at their end: decisions #23) and simulated (instant) agents, in batches of 100 tasks:
 
 - **baseline**: no maintenance; the checkpoint file grows with every step (each checkpoint holds
   the whole board, and every agent call leaves subgraph checkpoints);
@@ -98,7 +98,7 @@ async def main(tasks: int, batch: int) -> None:
         baseline = await run(Path(tmp) / "baseline", tasks, batch, maintain=False)
         maintained = await run(Path(tmp) / "maintained", tasks, batch, maintain=True)
     print(
-        f"SQLite checkpoint file over {tasks} tasks (batches of {batch}, durability=sync, simulated agents)"
+        f"SQLite checkpoint file over {tasks} tasks (batches of {batch}, default durability, simulated agents)"
     )
     print(table(baseline, maintained))
     first, last = maintained[0]["after"], maintained[-1]["after"]

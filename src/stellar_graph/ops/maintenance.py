@@ -3,7 +3,7 @@
 Two things grow without bound in a long-lived orchestra thread:
 
 - **checkpoints**: with ``durability="sync"`` every superstep saves the whole state, and every
-  agent call leaves its subgraph's checkpoints. Only the latest checkpoint of each namespace is
+  agent call leaves its subgraph's checkpoints (task runs default to ``exit``: one per run). Only the latest checkpoint of each namespace is
   needed to resume, plus the namespaces of subgraph calls belonging to that checkpoint.
   :func:`prune_checkpoints` keeps exactly those (the ``keep_latest`` rule of LangGraph's own
   PostgreSQL saver, which has ``aprune``; the SQLite saver has none, so it is done here in SQL).
