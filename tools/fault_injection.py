@@ -68,7 +68,10 @@ def harness_config(data_dir: str, *, escalate: bool = False) -> dict[str, Any]:
             "recovery_strategies": strategies,
             "retry_max_attempts": 3,
             "retry_initial_interval_seconds": 0.01,
-            "agent_timeout_seconds": 0.5,
+            # Long enough that a valid reply (and a repair call after a malformed one) is never cut
+            # off on a loaded machine (the tests count every `ok` reply as a completed task);
+            # shorter than `hang_seconds`, so hanging replies still time out.
+            "agent_timeout_seconds": 2.0,
             "fallback_agent": "atlas-002",
         },
         "task_allocation": {"max_attempts": 3},
