@@ -168,3 +168,17 @@ async def test_one_short_task_on_idle_agents_is_not_a_workload_imbalance(config:
         await orchestra.wait_idle()
         assert "workload_imbalance" not in [e["type"] for e in seen]
         assert orchestra.state()["imbalance"]["active"] is False
+
+
+async def test_agent_errors_on_different_slots_add_up_to_an_agent_failure(config: dict[str, Any]) -> None:
+    """Issue 14: `agent_failure` never fired when an agent's errors landed on different slots."""
+    down = ConnectionError("model endpoint down")
+    settings = {**config, "emergency_protocols": {"recovery_strategies": ["retry"], "retry_initial_interval_seconds": 0.01}}
+    async with StellarOrchestra(settings, model=ScriptedChatModel(responses=[down] * 9)) as orchestra:
+        seen: list[dict[str, Any]] = []
+        orchestra.on("agent_failure", seen.append)
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001", capacity=3))
+        await orchestra.orchestrate_multiple_tasks([_task(i, "statistics") for i in range(3)])  # one per slot
+        await orchestra.wait_idle()
+        assert [e["agent_id"] for e in seen] == ["pythagoras-001"]
+        assert orchestra.get_agent("pythagoras-001")["healthy"] is False
