@@ -147,16 +147,6 @@ class PersistenceConfig(_Section):
 
     backend: Literal["sqlite", "memory", "postgres"] = "sqlite"
     data_dir: str = ".stellar_graph"
-
-    @field_validator("data_dir")
-    @classmethod
-    def _data_dir(cls, v: str) -> str:
-        path = Path(v).expanduser()
-        if not v.strip():
-            raise ValueError("data_dir is empty; name a directory (it is created if missing)")
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{v!r} exists and is not a directory; name a directory (it is created if missing)")
-        return v
     database_url: str | None = None
     durability: Literal["sync", "async", "exit"] = "exit"
     """LangGraph durability of the task runs. ``exit`` (default) checkpoints a task run once, at
@@ -173,6 +163,16 @@ class PersistenceConfig(_Section):
     """Every this many control runs, the orchestra thread's checkpoint history is pruned to its
     latest checkpoint, so the data directory grows with the task threads only (about 30 KiB per
     task), not with every decision. ``0`` keeps every control checkpoint (time travel in Studio)."""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str) -> str:
+        path = Path(v).expanduser()
+        if not v.strip():
+            raise ValueError("data_dir is empty; name a directory (it is created if missing)")
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{v!r} exists and is not a directory; name a directory (it is created if missing)")
+        return v
 
 
 class LLMConfig(_Section):

@@ -38,8 +38,6 @@ from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import utc_now
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.integrations._redact import redact_secrets
-from stellar_graph.llm import model_secrets
 from stellar_graph.records import TaskOutcome, TaskRunInput
 from stellar_graph.runtime.outbox import apost
 
@@ -96,7 +94,6 @@ def create_task_graph(
     registry = AgentTypeRegistry(agents)
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     names = [spec.name for spec in registry.specs]
-    secrets = model_secrets(model)
 
     def begin(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
         thread = str((config.get("configurable") or {}).get("thread_id", ""))
@@ -107,11 +104,11 @@ def create_task_graph(
 
     def agent_failed(state: TaskRunState, error: NodeError) -> Command[Any]:
         """An agent that raised after its retries: a failed report the control graph recovers."""
-        exc = error.error
-        text = redact_secrets(f"{type(exc).__name__}: {exc}", secrets)  # an endpoint may echo the key
+        exc = error.error  # its text is already free of the model's credentials (agents.factory)
         report = {
             "task_id": state["task"]["id"], "agent_id": state["agent"]["agent_id"], "status": "failed",
-            "agent_error": True, "error": text, "result": "", "usage": {}, "simulated": False,
+            "agent_error": True, "error": f"{type(exc).__name__}: {exc}", "result": "", "usage": {},
+            "simulated": False,
         }
         return Command(update={"report": report}, goto="finish")
 
