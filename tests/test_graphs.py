@@ -48,3 +48,25 @@ def test_studio_sees_the_control_graph_and_the_task_graph_with_agent_subgraphs()
     for agent in ("atlas", "edison", "lilith", "pythagoras"):  # each a subgraph, expanded
         assert {f"{agent}:plan", f"{agent}:act", f"{agent}:check", f"{agent}:report"} <= task
     assert {"begin", "finish"} <= task
+
+
+def test_no_node_or_router_of_the_graphs_runs_in_a_worker_thread() -> None:
+    """LangGraph runs a synchronous node or router of an async graph in the thread pool: a hop
+    per call on every control and task run. Ours are all coroutine functions (``inline``)."""
+    from functools import partial
+
+    from langchain_core.runnables.config import run_in_executor
+
+    from stellar_graph import create_orchestra
+    from stellar_graph.agents.factory import create_agent
+    from stellar_graph.agents.spec import ATLAS
+    from stellar_graph.graphs.task import create_task_graph
+
+    def threaded(runnable: object) -> bool:
+        afunc = getattr(runnable, "afunc", None)
+        return isinstance(afunc, partial) and afunc.func is run_in_executor or getattr(afunc, "func", None) is run_in_executor
+
+    for builder in (create_orchestra(), create_task_graph(), create_agent(ATLAS, model=None)):
+        nodes = [name for name, spec in builder.nodes.items() if threaded(spec.runnable)]
+        routers = [f"{src}:{name}" for src, branches in builder.branches.items() for name, b in branches.items() if threaded(b.path)]
+        assert nodes == [] and routers == [], (nodes, routers)

@@ -31,3 +31,32 @@ async def test_state_and_store_survive_a_restart(tmp_path: Path, fixed_clock) ->
         stats = (await store.aget(AGENT_STATS_NAMESPACE, "edison-001")).value
     assert stats["completed"] + stats["failed"] == 4
     assert stats["minutes"] > 0
+
+
+async def test_the_sqlite_store_runs_each_batch_in_one_transaction_on_its_own_thread(tmp_path: Path) -> None:
+    import threading
+
+    from langgraph.store.base import GetOp, PutOp
+
+    from stellar_graph.persistence import open_sqlite_store
+
+    async with open_sqlite_store(tmp_path / "store.sqlite") as store:
+        threads: list[str] = []
+        batch = store.batch
+        store.batch = lambda ops: (threads.append(threading.current_thread().name), batch(ops))[1]  # type: ignore[method-assign]
+        await store.abatch([PutOp(("ns",), "a", {"v": 1}), PutOp(("ns",), "b", {"v": 2})])
+        a, b, missing = await store.abatch([GetOp(("ns",), "a"), GetOp(("ns",), "b"), GetOp(("ns",), "c")])
+        assert (a.value, b.value, missing) == ({"v": 1}, {"v": 2}, None)
+        await store.adelete(("ns",), "a")
+        assert [i.key for i in await store.asearch(("ns",))] == ["b"]
+        assert len(threads) == 4 and all(t.startswith("stellar-graph-store") for t in threads)
+        journal = await store.arun(lambda: store.conn.execute("PRAGMA journal_mode").fetchone()[0])
+        synchronous = await store.arun(lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0])
+    assert (journal, synchronous) == ("wal", 1)  # WAL, NORMAL: safe against a killed process
+
+
+async def test_a_running_orchestra_has_frozen_its_start_up_objects_out_of_the_collector(tmp_path: Path) -> None:
+    import gc
+
+    async with StellarOrchestra({"persistence": {"data_dir": str(tmp_path)}}, thread_id="gc"):
+        assert gc.get_freeze_count() > 10_000  # a full collection no longer walks the libraries

@@ -23,6 +23,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
+from stellar_graph._inline import inline
 from stellar_graph.agents.factory import ToolsProvider, create_agent
 from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
@@ -97,7 +98,7 @@ def create_orchestra(
     builder.add_node("allocator", make_allocator(cfg, clock, seed))
     builder.add_node("dispatch", make_dispatch(clock, runner), destinations=("optimizer", "escalation", END))
     builder.add_node("optimizer", make_optimizer(cfg, clock))
-    builder.add_node("escalation", escalation, destinations=("allocator", END))
+    builder.add_node("escalation", inline(escalation), destinations=("allocator", END))
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     agent_graphs = {
         spec.name: create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
@@ -106,7 +107,7 @@ def create_orchestra(
     add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "monitor")
-    builder.add_conditional_edges("monitor", route_after_intake, ["collaboration", "allocator"])
+    builder.add_conditional_edges("monitor", inline(route_after_intake), ["collaboration", "allocator"])
     builder.add_edge("allocator", "dispatch")
-    builder.add_conditional_edges("optimizer", route_after_optimizer, ["escalation", END])
+    builder.add_conditional_edges("optimizer", inline(route_after_optimizer), ["escalation", END])
     return builder

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import BaseStore
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+)
+from langgraph.store.base import BaseStore, Op, Result
+from langgraph.store.sqlite import SqliteStore
 
 from stellar_graph.config import PersistenceConfig
 from stellar_graph.errors import ConfigurationError
 
-__all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "open_persistence", "sqlite_paths"]
+__all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "ThreadedSqliteStore", "open_persistence", "open_sqlite_store", "sqlite_paths"]
 
+_T = TypeVar("_T")
 DATA_DIR_ENV = "STELLAR_GRAPH_DATA_DIR"
 DATABASE_URL_ENV = "STELLAR_GRAPH_DATABASE_URL"
 
@@ -63,23 +69,61 @@ async def open_persistence(
         yield InMemorySaver(), InMemoryStore()
     elif backend == "sqlite":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-        from langgraph.store.sqlite.aio import AsyncSqliteStore
 
         checkpoints, store_file = sqlite_paths(config)
         checkpoints.parent.mkdir(parents=True, exist_ok=True)
         async with (
             AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver,
-            AsyncSqliteStore.from_conn_string(str(store_file)) as store,
+            open_sqlite_store(store_file, synchronous=config.sqlite_synchronous) as store,
         ):
             await saver.setup()
-            await store.setup()
-            pragma = f"PRAGMA synchronous={config.sqlite_synchronous.upper()}"
-            await saver.conn.execute(pragma)
-            await store.conn.execute(pragma)
+            await saver.conn.execute(f"PRAGMA synchronous={config.sqlite_synchronous.upper()}")
             yield saver, store
     else:
         async with _postgres(url) as pair:
             yield pair
+
+
+class ThreadedSqliteStore(SqliteStore):
+    """LangGraph's ``SqliteStore``, its async calls each run whole on the store's own thread.
+
+    LangGraph's ``AsyncSqliteStore`` goes through aiosqlite, which hands every statement to its
+    thread and back: ``BEGIN``, the cursor, each query and fetch, ``COMMIT`` and the close are
+    about ten event-loop wake-ups per batch, and a live orchestra makes several batches per task
+    while its loop is busy. Here one batch is one hop (the same SQL, the same transaction, in
+    LangGraph's own ``SqliteStore.batch``). Open it with :func:`open_sqlite_store`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stellar-graph-store")
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run :meth:`batch` on the store's thread (one transaction, one hop)."""
+        return await self.arun(self.batch, list(ops))
+
+    async def arun(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Call ``fn(*args)`` on the store's thread (all use of the connection happens there)."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+
+@asynccontextmanager
+async def open_sqlite_store(path: Path, *, synchronous: str = "normal") -> AsyncIterator[ThreadedSqliteStore]:
+    """A :class:`ThreadedSqliteStore` on ``path`` (WAL journal, the given ``synchronous``), set up."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    store = ThreadedSqliteStore(conn)
+    try:
+
+        def prepare() -> None:
+            conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer; as the saver
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            store.setup()
+
+        await store.arun(prepare)
+        yield store
+    finally:
+        store._worker.shutdown(wait=True)
+        conn.close()
 
 
 async def try_advisory_lock(conn: Any, *key: int) -> bool:
@@ -136,3 +180,4 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield saver, store
+

@@ -32,6 +32,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
+from stellar_graph._inline import inline
 from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_seconds
 from stellar_graph.agents.render import render_messages
 from stellar_graph.agents.spec import AgentSpec
@@ -148,10 +149,10 @@ def create_agent(
             raise
 
     builder = StateGraph(_AgentState, input_schema=AgentInput, output_schema=AgentOutput)
-    builder.add_node("plan", plan)
+    builder.add_node("plan", inline(plan))
     builder.add_node("act", act, retry_policy=rules.retry_policy(), timeout=rules.timeout_policy())
-    builder.add_node("check", _check)
-    builder.add_node("report", _report)
+    builder.add_node("check", inline(_check))
+    builder.add_node("report", inline(_report))
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "act")
     builder.add_edge("act", "check")

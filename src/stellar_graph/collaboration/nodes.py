@@ -33,6 +33,7 @@ from typing import Any, Literal, get_args
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 
+from stellar_graph._inline import inline
 from stellar_graph.collaboration._decide import DecideSteps
 from stellar_graph.collaboration._records import ACTIVE, NextStep, route_collaborations
 from stellar_graph.collaboration._steps import CollaborationScratch, WorkPacket, WorkSteps
@@ -96,10 +97,10 @@ def add_collaboration_nodes(
     builder.add_node("collaboration", steps.collaboration)
     builder.add_node("negotiation", steps.negotiation)
     builder.add_node(
-        "collaboration_dispatch", steps.dispatch, destinations=("collaboration_work", *_NEXT)
+        "collaboration_dispatch", inline(steps.dispatch), destinations=("collaboration_work", *_NEXT)
     )
     builder.add_node("collaboration_work", steps.work, input_schema=WorkPacket)
-    builder.add_node("collaboration_join", steps.join, input_schema=CollaborationScratch)
+    builder.add_node("collaboration_join", inline(steps.join), input_schema=CollaborationScratch)
     builder.add_node("consensus", steps.consensus)
     builder.add_node("conflict_resolution", steps.conflict_resolution)
     builder.add_edge("collaboration_work", "collaboration_join")
@@ -110,4 +111,4 @@ def add_collaboration_nodes(
         "consensus",
         "conflict_resolution",
     ):
-        builder.add_conditional_edges(name, route_collaborations, _NEXT)
+        builder.add_conditional_edges(name, inline(route_collaborations), _NEXT)

@@ -33,6 +33,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
+from stellar_graph._inline import inline
 from stellar_graph.agents.factory import ToolsProvider, create_agent
 from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
@@ -125,14 +126,14 @@ def create_task_graph(
         return {"report": report}
 
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
-    builder.add_node("begin", begin)
+    builder.add_node("begin", inline(begin))
     for spec in registry.specs:
         agent = create_agent(spec, model=model, seed=seed, extra_tools=extra_tools, policy=policy)
-        builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=agent_failed)
+        builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=inline(agent_failed))
         builder.add_edge(spec.name, "finish")
     builder.add_node("finish", finish)
     builder.add_edge(START, "begin")
-    builder.add_conditional_edges("begin", agent_type, names)
+    builder.add_conditional_edges("begin", inline(agent_type), names)
     builder.add_edge("finish", END)
     return builder
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stellar_graph.board import FINISHED, allocation_id_for
+from stellar_graph.persistence import ThreadedSqliteStore
 
 __all__ = [
     "BoardPrunePlan",
@@ -338,7 +339,11 @@ async def vacuum_sqlite(saver: Any) -> bool:
 
 
 async def sqlite_file(part: Any) -> Path | None:
-    """The database file behind an aiosqlite-backed saver or store (``None`` otherwise, or in memory)."""
+    """The database file behind a SQLite saver or store (``None`` otherwise, or in memory)."""
+    if isinstance(part, ThreadedSqliteStore):
+        rows = await part.arun(lambda: part.conn.execute("PRAGMA database_list").fetchall())
+        main = next((r[2] for r in rows if r[1] == "main"), "")
+        return Path(main) if main else None
     conn, lock = getattr(part, "conn", None), getattr(part, "lock", None)
     if (
         conn is None
