@@ -222,3 +222,50 @@ async def test_maintenance_on_postgresql_prunes_with_the_savers_keep_latest(
     assert report["board"]["pruned_tasks"] == 8
     assert before[0] == control_runs > 2 and after == (1, 1)  # only the latest root checkpoint is left
     assert sorted(tasks) == ["b0", "b1", "b2", "b3"]
+
+
+@pytest.mark.parametrize("kind", ["threaded", "aiosqlite"])
+async def test_checkpoint_pruning_stats_and_vacuum_work_on_the_projects_and_langgraphs_sqlite_savers(
+    tmp_path: Any, kind: str
+) -> None:
+    """The default backend's threaded saver, and a caller's own ``AsyncSqliteSaver`` (maintained
+    through a connection of its own to the same file)."""
+    from contextlib import AsyncExitStack
+
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.graph import START, StateGraph
+    from typing_extensions import TypedDict
+
+    from stellar_graph.ops.maintenance import (
+        checkpoint_stats,
+        prune_checkpoints,
+        sqlite_file,
+        vacuum_sqlite,
+    )
+    from stellar_graph.persistence import open_sqlite_saver
+
+    class Count(TypedDict):
+        n: int
+
+    builder = StateGraph(Count)
+    builder.add_node("add", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "add")
+    path = tmp_path / "checkpoints.sqlite"
+    async with AsyncExitStack() as stack:
+        if kind == "threaded":
+            saver: Any = await stack.enter_async_context(open_sqlite_saver(path))
+        else:
+            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+        app = builder.compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "t"}}
+        for _ in range(5):
+            await app.ainvoke({"n": 0}, config)
+        assert (await checkpoint_stats(saver, "t"))["checkpoints"] == 15  # input, loop, step x 5
+        pruned = await prune_checkpoints(saver, "t")
+        assert pruned["supported"] and pruned["kept_checkpoints"] == 1 and pruned["deleted_checkpoints"] == 14
+        assert (await checkpoint_stats(saver, "t"))["checkpoints"] == 1
+        assert (await app.aget_state(config)).values == {"n": 1}  # the latest state is intact
+        assert await sqlite_file(saver) == path
+        assert await vacuum_sqlite(saver) is True
+        await app.ainvoke({"n": 4}, config)  # still usable after all that
+        assert (await app.aget_state(config)).values == {"n": 5}

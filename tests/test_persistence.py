@@ -60,3 +60,17 @@ async def test_a_running_orchestra_has_frozen_its_start_up_objects_out_of_the_co
 
     async with StellarOrchestra({"persistence": {"data_dir": str(tmp_path)}}, thread_id="gc"):
         assert gc.get_freeze_count() > 10_000  # a full collection no longer walks the libraries
+
+
+async def test_the_default_sqlite_backend_gets_the_file_lease_and_reports_itself_as_sqlite(tmp_path: Path) -> None:
+    from stellar_graph.config import PersistenceConfig
+    from stellar_graph.persistence import backend_of
+    from stellar_graph.runtime.lease import FileLease, open_lease
+
+    async with open_persistence(PersistenceConfig(data_dir=str(tmp_path))) as (saver, store):
+        assert (backend_of(saver), backend_of(store)) == ("sqlite", "sqlite")
+        lease = await open_lease(saver, data_dir=tmp_path)
+        try:
+            assert isinstance(lease, FileLease)  # two processes on one data dir exclude each other
+        finally:
+            await lease.aclose()

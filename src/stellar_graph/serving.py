@@ -65,7 +65,7 @@ from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.history import alookup
 from stellar_graph.llm import make_chat_model
 from stellar_graph.models import AgentRequest, OrchestraRequest, parse_model
-from stellar_graph.persistence import open_persistence
+from stellar_graph.persistence import backend_of, open_persistence
 from stellar_graph.recovery import ESCALATION_OPTIONS
 from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
@@ -663,8 +663,7 @@ def _kind(obj: object) -> str | None:
     """``sqlite``/``postgres``/``memory`` from a LangGraph saver or store class."""
     if obj is None:
         return None
-    parts = type(obj).__module__.split(".")
-    return parts[2] if parts[0] == "langgraph" and len(parts) > 2 else type(obj).__name__
+    return backend_of(obj) or type(obj).__name__
 
 
 def _check_thread_id(thread_id: str) -> None:

@@ -19,16 +19,22 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from stellar_graph.board import FINISHED, allocation_id_for
-from stellar_graph.persistence import ThreadedSqliteStore
+from stellar_graph.errors import OrchestrationError
+from stellar_graph.persistence import ThreadedSqliteSaver, ThreadedSqliteStore, backend_of
 
 __all__ = [
     "BoardPrunePlan",
@@ -43,6 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _TASKS_CHANNEL = "__pregel_tasks"  # pending Send packets of checkpoints before format v4
 
 
@@ -188,7 +195,7 @@ async def prune_checkpoints(saver: Any, thread_id: str) -> dict[str, Any]:
         ``deleted_writes``, ``deleted_namespaces``, ``kept_checkpoints``.
     """
     kind = type(saver).__module__
-    if kind.startswith("langgraph.checkpoint.sqlite"):
+    if is_sqlite_saver(saver):
         return {"backend": "sqlite", "supported": True, **await _prune_sqlite(saver, thread_id)}
     if kind.startswith("langgraph.checkpoint.memory"):
         return {"backend": "memory", "supported": True, **_prune_memory(saver, thread_id)}
@@ -208,83 +215,75 @@ async def prune_checkpoints(saver: Any, thread_id: str) -> dict[str, Any]:
 
 
 async def _prune_sqlite(saver: Any, thread_id: str) -> dict[str, int]:
-    conn = saver.conn
-    async with saver.lock:
-        heads = await _fetchall(
-            conn,
-            "SELECT checkpoint_ns, MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns",
-            (thread_id,),
+    return await on_sqlite(saver, lambda conn: _prune_sqlite_rows(conn, saver.serde, thread_id))
+
+
+def _prune_sqlite_rows(conn: sqlite3.Connection, serde: Any, thread_id: str) -> dict[str, int]:
+    heads = conn.execute(
+        "SELECT checkpoint_ns, MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns",
+        (thread_id,),
+    ).fetchall()
+    roots = {
+        r[0]
+        for r in conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ''", (thread_id,)
         )
-        roots = {
-            r[0]
-            for r in await _fetchall(
-                conn,
-                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ''",
-                (thread_id,),
-            )
-        }
-        kept: dict[str, list[str]] = {}
-        started_from: dict[str, str | None] = {}
-        for ns, head in heads:
-            kept[ns], started_from[ns] = await _sqlite_head(saver, thread_id, ns, head)
-        root_head = set(kept.get("", []))
-        calls = [
-            ns
-            for ns in kept
-            if ":" in ns and started_from[ns] in roots and started_from[ns] not in root_head
-        ]
-        counts = {"deleted_checkpoints": 0, "deleted_writes": 0, "deleted_namespaces": len(calls)}
-        names = json.dumps(calls)
-        counts["deleted_writes"] += await _rowcount(
-            conn,
-            "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns IN (SELECT value FROM json_each(?))",
-            (thread_id, names),
+    }
+    kept: dict[str, list[str]] = {}
+    started_from: dict[str, str | None] = {}
+    for ns, head in heads:
+        kept[ns], started_from[ns] = _sqlite_head(conn, serde, thread_id, ns, head)
+    root_head = set(kept.get("", []))
+    calls = [ns for ns in kept if ":" in ns and started_from[ns] in roots and started_from[ns] not in root_head]
+    counts = {"deleted_checkpoints": 0, "deleted_writes": 0, "deleted_namespaces": len(calls)}
+    names = json.dumps(calls)
+
+    def delete(sql: str, params: tuple[Any, ...]) -> int:
+        return max(conn.execute(sql, params).rowcount, 0)
+
+    counts["deleted_writes"] += delete(
+        "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns IN (SELECT value FROM json_each(?))",
+        (thread_id, names),
+    )
+    counts["deleted_checkpoints"] += delete(
+        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns IN (SELECT value FROM json_each(?))",
+        (thread_id, names),
+    )
+    for ns, ids in kept.items():
+        if ns in calls:
+            continue
+        keep = json.dumps(ids)
+        # Writes go by the checkpoints deleted: a run may save a step's writes before its checkpoint.
+        counts["deleted_writes"] += delete((
+            "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id IN (SELECT checkpoint_id "
+            "FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?)))"
+        ), (thread_id, ns, thread_id, ns, keep))  # fmt: skip
+        counts["deleted_checkpoints"] += delete((
+            "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?))"
+        ), (thread_id, ns, keep))  # fmt: skip
+        conn.execute(
+            "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ? AND checkpoint_ns = ? "
+            "AND parent_checkpoint_id NOT IN (SELECT value FROM json_each(?))",
+            (thread_id, ns, keep),
         )
-        counts["deleted_checkpoints"] += await _rowcount(
-            conn,
-            "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns IN (SELECT value FROM json_each(?))",
-            (thread_id, names),
-        )
-        for ns, ids in kept.items():
-            if ns in calls:
-                continue
-            keep = json.dumps(ids)
-            # Writes go by the checkpoints deleted: a run may save a step's writes before its checkpoint.
-            counts["deleted_writes"] += await _rowcount(conn, (
-                "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id IN (SELECT checkpoint_id "
-                "FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?)))"
-            ), (thread_id, ns, thread_id, ns, keep))  # fmt: skip
-            counts["deleted_checkpoints"] += await _rowcount(conn, (
-                "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id NOT IN (SELECT value FROM json_each(?))"
-            ), (thread_id, ns, keep))  # fmt: skip
-            await conn.execute(
-                "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ? AND checkpoint_ns = ? "
-                "AND parent_checkpoint_id NOT IN (SELECT value FROM json_each(?))",
-                (thread_id, ns, keep),
-            )
-        await conn.commit()
-        counts["kept_checkpoints"] = sum(len(ids) for ns, ids in kept.items() if ns not in calls)
+    conn.commit()
+    counts["kept_checkpoints"] = sum(len(ids) for ns, ids in kept.items() if ns not in calls)
     return counts
 
 
-async def _sqlite_head(
-    saver: Any, thread_id: str, ns: str, head: str
-) -> tuple[list[str], str | None]:
+def _sqlite_head(conn: sqlite3.Connection, serde: Any, thread_id: str, ns: str, head: str) -> tuple[list[str], str | None]:
     """The ids to keep in one namespace, and the root checkpoint its subgraph call started from."""
-    row = await _fetchone(saver.conn, (
+    kind, blob, parent, metadata = conn.execute((
         "SELECT type, checkpoint, parent_checkpoint_id, metadata FROM checkpoints "
         "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
-    ), (thread_id, ns, head))  # fmt: skip
-    kind, blob, parent, metadata = row
+    ), (thread_id, ns, head)).fetchone()  # fmt: skip
     ids = [head]
-    if parent and int(saver.serde.loads_typed((kind, blob)).get("v", 4)) < 4:
-        sends = await _fetchone(saver.conn, (
+    if parent and int(serde.loads_typed((kind, blob)).get("v", 4)) < 4:
+        sends = conn.execute((
             "SELECT 1 FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? AND channel = ? LIMIT 1"
-        ), (thread_id, ns, parent, _TASKS_CHANNEL))  # fmt: skip
+        ), (thread_id, ns, parent, _TASKS_CHANNEL)).fetchone()  # fmt: skip
         if sends:
-            ids.append(
-                parent
-            )  # older checkpoints read their pending sends from the parent's writes
+            ids.append(parent)  # older checkpoints read their pending sends from the parent's writes
     meta = json.loads(metadata) if metadata else {}
     return ids, (meta.get("parents") or {}).get("")
 
@@ -329,32 +328,65 @@ def _prune_memory(saver: Any, thread_id: str) -> dict[str, int]:
 
 async def vacuum_sqlite(saver: Any) -> bool:
     """``VACUUM`` the SQLite checkpoint file and truncate its write-ahead log; False if not SQLite."""
-    if not type(saver).__module__.startswith("langgraph.checkpoint.sqlite"):
+    if not is_sqlite_saver(saver):
         return False
-    async with saver.lock:
-        await saver.conn.commit()  # VACUUM cannot run inside a transaction
-        await saver.conn.execute("VACUUM")
-        await saver.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def vacuum(conn: sqlite3.Connection) -> None:
+        conn.commit()  # VACUUM cannot run inside a transaction
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    await on_sqlite(saver, vacuum)
     return True
+
+
+def is_sqlite_saver(saver: Any) -> bool:
+    """LangGraph's SQLite savers (sync, aiosqlite, or the project's :class:`ThreadedSqliteSaver`)."""
+    return isinstance(saver, BaseCheckpointSaver) and backend_of(saver) == "sqlite"
+
+
+async def on_sqlite(part: Any, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``fn(connection)`` against a SQLite saver's or store's database, off the event loop.
+
+    The project's threaded saver and store run it on their own thread and connection (under the
+    saver's lock); LangGraph's aiosqlite ones get a short-lived connection of its own to the
+    same file, while their lock keeps this process's own use of theirs waiting.
+
+    Raises:
+        OrchestrationError: the database is in memory (no file to connect to).
+    """
+    if isinstance(part, ThreadedSqliteSaver | ThreadedSqliteStore):
+        lock = part.lock if isinstance(part, ThreadedSqliteSaver) else contextlib.nullcontext()
+
+        def locked() -> _T:
+            with lock:  # the saver's own calls take it too; a store batch is already one call
+                return fn(part.conn)
+
+        return await part.arun(locked)
+    path = await sqlite_file(part)
+    if path is None:
+        raise OrchestrationError(f"{type(part).__name__} has no database file to maintain (an in-memory SQLite database)")
+
+    def own() -> _T:
+        conn = sqlite3.connect(str(path), timeout=30)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    async with part.lock:
+        return await asyncio.to_thread(own)
 
 
 async def sqlite_file(part: Any) -> Path | None:
     """The database file behind a SQLite saver or store (``None`` otherwise, or in memory)."""
-    if isinstance(part, ThreadedSqliteStore):
+    if isinstance(part, ThreadedSqliteSaver | ThreadedSqliteStore):
         rows = await part.arun(lambda: part.conn.execute("PRAGMA database_list").fetchall())
-        main = next((r[2] for r in rows if r[1] == "main"), "")
-        return Path(main) if main else None
-    conn, lock = getattr(part, "conn", None), getattr(part, "lock", None)
-    if (
-        conn is None
-        or lock is None
-        or not type(part).__module__.startswith(
-            ("langgraph.checkpoint.sqlite", "langgraph.store.sqlite")
-        )
-    ):
+    elif type(part).__module__.startswith(("langgraph.checkpoint.sqlite.aio", "langgraph.store.sqlite.aio")):
+        async with part.lock, part.conn.execute("PRAGMA database_list") as cursor:
+            rows = list(await cursor.fetchall())
+    else:
         return None
-    async with lock:
-        rows = await _fetchall(conn, "PRAGMA database_list", ())
     main = next((r[2] for r in rows if r[1] == "main"), "")
     return Path(main) if main else None
 
@@ -362,17 +394,16 @@ async def sqlite_file(part: Any) -> Path | None:
 async def checkpoint_stats(saver: Any, thread_id: str) -> dict[str, int] | None:
     """Checkpoint and write rows of a thread, and its namespaces (SQLite and in-memory; else ``None``)."""
     kind = type(saver).__module__
-    if kind.startswith("langgraph.checkpoint.sqlite"):
-        async with saver.lock:
-            checkpoints, spaces = (await _fetchall(saver.conn, (
-                "SELECT COUNT(*), COUNT(DISTINCT checkpoint_ns) FROM checkpoints WHERE thread_id = ?"
-            ), (thread_id,)))[0]  # fmt: skip
-            writes = (
-                await _fetchall(
-                    saver.conn, "SELECT COUNT(*) FROM writes WHERE thread_id = ?", (thread_id,)
-                )
-            )[0][0]
-        return {"checkpoints": checkpoints, "namespaces": spaces, "writes": writes}
+    if is_sqlite_saver(saver):
+
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            checkpoints, spaces = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT checkpoint_ns) FROM checkpoints WHERE thread_id = ?", (thread_id,)
+            ).fetchone()
+            writes = conn.execute("SELECT COUNT(*) FROM writes WHERE thread_id = ?", (thread_id,)).fetchone()[0]
+            return {"checkpoints": checkpoints, "namespaces": spaces, "writes": writes}
+
+        return await on_sqlite(saver, count)
     if kind.startswith("langgraph.checkpoint.memory"):
         spaces = saver.storage.get(thread_id) or {}
         writes = sum(len(w) for key, w in saver.writes.items() if key[0] == thread_id)
@@ -394,16 +425,3 @@ def file_sizes(paths: Mapping[str, Path]) -> dict[str, int]:
     return sizes
 
 
-async def _fetchall(conn: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    async with conn.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())
-
-
-async def _fetchone(conn: Any, sql: str, params: tuple[Any, ...]) -> Any:
-    async with conn.execute(sql, params) as cursor:
-        return await cursor.fetchone()
-
-
-async def _rowcount(conn: Any, sql: str, params: tuple[Any, ...]) -> int:
-    async with conn.execute(sql, params) as cursor:
-        return int(max(cursor.rowcount, 0))

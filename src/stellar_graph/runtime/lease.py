@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from stellar_graph.persistence import advisory_lock, try_advisory_lock
+from stellar_graph.persistence import advisory_lock, backend_of, try_advisory_lock
 
 __all__ = ["FileLease", "Lease", "PostgresLease", "open_lease"]
 
@@ -146,9 +146,9 @@ def _key(text: str) -> int:
 
 async def open_lease(saver: Any, *, data_dir: Path | None = None, database_url: str | None = None) -> Lease:
     """The lease that fits the saver: PostgreSQL, SQLite (a lock file beside it) or none."""
-    kind = type(saver).__module__
-    if kind.startswith("langgraph.checkpoint.postgres") and database_url:
+    kind = backend_of(saver)
+    if kind == "postgres" and database_url:
         return await PostgresLease.connect(database_url)
-    if kind.startswith("langgraph.checkpoint.sqlite") and data_dir is not None:
+    if kind == "sqlite" and data_dir is not None:
         return FileLease(data_dir / "runs.lock")
     return Lease()
