@@ -184,3 +184,16 @@ def test_agent_type_names_are_checked_against_the_graphs_node_names(name: str, n
         AgentSpec(name=name, agent_type="CartographerAgent", display_name="Cartographer", prompt="atlas",
                   capabilities=("maps",), specializations=())
     assert needle in str(caught.value) and "Fix" in str(caught.value) and repr(name) in str(caught.value)
+
+
+def test_list_fields_also_take_comma_separated_text_and_an_empty_one_is_still_refused() -> None:
+    """Forms and command lines have no list: ``"statistics, ml"`` is two skills."""
+    from stellar_graph.errors import InvalidInputError
+    from stellar_graph.models import AgentProfile, Task, parse_model
+
+    task = parse_model(Task, {"id": "t", "description": "d", "required_skills": "statistics, ml", "dependencies": "a,b"}, kind="task")
+    assert (task.required_skills, task.dependencies) == (["statistics", "ml"], ["a", "b"])
+    agent = parse_model(AgentProfile, {"agent_id": "a", "agent_type": "AtlasAgent", "capabilities": "ethics"}, kind="agent")
+    assert agent.capabilities == ["ethics"]
+    with pytest.raises(InvalidInputError, match="required_skills"):
+        parse_model(Task, {"id": "t", "description": "d", "required_skills": " , "}, kind="task")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -244,6 +245,77 @@ def test_playground_renders_in_headless_chromium(served: Served, tmp_path: Path)
     assert errors == []
     with Image.open(shot) as image:
         assert ImageStat.Stat(image.convert("L")).stddev[0] > 10  # not blank, not header-only
+
+
+def _playground_row(page: Any, label: str, values: dict[str, str]) -> None:
+    """Add a row to the playground's table for the input list ``label`` and type ``values``
+    into it, column by header (a text field, a number, or a choice)."""
+    box = page.get_by_text(label, exact=True).locator("xpath=ancestor::*[.//table][1]")
+    box.locator("button:has(svg)").first.click()  # the section's "+"
+    headers = [h.strip() for h in box.locator("thead tr").last.locator("th").all_inner_texts()]
+    cells = box.locator("tbody tr").first.locator("td")
+    for column, value in values.items():
+        field = cells.nth(headers.index(column)).locator("input, textarea, select").first
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+
+
+@pytest.mark.slow
+def test_a_person_logs_in_fills_an_agent_and_a_task_in_typed_fields_and_sees_the_result(
+    served: Served, tmp_path: Path
+) -> None:
+    """No header injection: the page sends the browser to /login, the key sets a session cookie
+    (not the key itself), the agent and the task are rows of typed fields (lists as
+    comma-separated text), and the output shows the allocation and the finished task."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's `chromium`.")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import expect, sync_playwright
+
+    shot, errors = tmp_path / "playground-task.png", []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1200})
+            page = context.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{served.url}/orchestra/playground/")
+            assert "/login" in page.url  # sent to log in, not shown a bare 401
+            page.get_by_label("API key").fill(BAD_KEY)
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_role("alert")).to_contain_text("Wrong key")
+            page.get_by_label("API key").fill(KEY)
+            page.get_by_role("button", name="Log in").click()
+            start = page.get_by_role("button", name="Start", exact=True)
+            expect(start).to_be_visible(timeout=20_000)
+            assert page.url.endswith("/orchestra/playground/")
+            session = {c["name"]: c for c in context.cookies()}["stellar_graph_session"]
+            assert session["httpOnly"] and session["sameSite"] == "Strict" and KEY not in session["value"]
+
+            _playground_row(page, "Register Agents", {"Agent Id": "pythagoras-web", "Agent Type": "PythagorasAgent",
+                                                      "Capabilities": "statistics, forecasting", "Capacity": "2"})
+            _playground_row(page, "Submit Tasks", {"Id": "web-task-1", "Description": "Compute the mean",
+                                                   "Priority": "high", "Required Skills": "statistics"})
+            expect(start).to_be_enabled()
+            start.click()
+            output = page.get_by_text("Output", exact=True).locator("xpath=ancestor::*[1]/..")
+            expect(page.get_by_text('"task_completed"').first).to_be_visible(timeout=30_000)
+            text = output.inner_text()
+            assert '"agent_id": "pythagoras-web"' in text and '"task_allocated"' in text
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    # The cookie works for API calls too; with neither cookie nor header, 401 as before.
+    cookies = {"stellar_graph_session": session["value"]}
+    board = httpx.post(f"{served.url}/orchestra/invoke", json={"input": {}}, cookies=cookies)
+    assert board.status_code == 200
+    assert board.json()["output"]["tasks"]["web-task-1"]["status"] == "completed"
+    assert board.json()["output"]["tasks"]["web-task-1"]["required_skills"] == ["statistics"]
+    assert httpx.post(f"{served.url}/orchestra/invoke", json={"input": {}}).status_code == 401
 
 
 @pytest.mark.slow
@@ -531,3 +603,28 @@ def test_an_escalated_run_shows_its_interrupt_and_is_resumed_over_http(tmp_path:
         assert done.json()["output"]["tasks"]["t1"]["status"] == "completed" and not done.json()["output"].get("interrupts")
         none_left = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "retry"}}}, headers=headers)
         assert none_left.status_code == 422 and "No task of this thread is waiting" in none_left.json()["detail"]
+
+
+def test_login_sets_a_session_cookie_only_for_the_right_key_and_never_redirects_off_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STELLAR_GRAPH_API_KEY", KEY)
+    app = create_app({"persistence": {"backend": "memory"}})
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/orchestra/playground/", headers={"accept": "text/html"})
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/orchestra/playground/"
+        api = client.get("/orchestra/input_schema")  # not a browser: a 401 naming both ways in
+        assert api.status_code == 401 and "X-API-Key" in api.json()["detail"] and "/login" in api.json()["detail"]
+        wrong = client.post("/login", data={"key": BAD_KEY, "next": "/metrics"})
+        assert wrong.status_code == 401 and "stellar_graph_session" not in wrong.cookies
+        for target in ("//evil.example/x", "https://evil.example/", "/\\\\evil.example"):
+            right = client.post("/login", data={"key": KEY, "next": target})
+            assert right.status_code == 303 and right.headers["location"] == "/orchestra/playground/", target
+        right = client.post("/login", data={"key": KEY, "next": "/metrics"})
+        assert right.headers["location"] == "/metrics"
+        cookie = right.cookies["stellar_graph_session"]
+        assert KEY not in cookie
+        assert client.get("/metrics").status_code == 200  # the client keeps the cookie
+        client.cookies.clear()
+        client.cookies.set("stellar_graph_session", cookie[:-1] + ("0" if cookie[-1] != "0" else "1"))
+        assert client.get("/metrics").status_code == 401
+        echoed = client.get("/login", params={"next": '/"><script>alert(1)</script>'})
+        assert "<script>alert(1)" not in echoed.text  # the page escapes what it echoes

@@ -10,10 +10,11 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -80,6 +81,18 @@ def _clean_skills(values: list[str]) -> list[str]:
     return list(dict.fromkeys(cleaned))
 
 
+def split_commas(value: Any) -> Any:
+    """A comma-separated string as a list of its non-blank parts (``"ml, stats"`` ->
+    ``["ml", "stats"]``): a form field or a command line has no list; anything else unchanged."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(split_commas)]
+"""A list of strings that also accepts one comma-separated string."""
+
+
 class _Edge(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -96,17 +109,17 @@ class Task(_Edge):
     description: str = Field(min_length=1, description="What the agent must do.")
     priority: Priority = "medium"
     deadline: datetime | None = Field(default=None, description="When the task is due (UTC).")
-    required_skills: list[str] = Field(min_length=1, description="Skills an agent needs.")
+    required_skills: CommaList = Field(min_length=1, description="Skills an agent needs.")
     estimated_duration_minutes: float = Field(default=60.0, gt=0, le=60 * 24 * 365)
     resources: dict[str, float] = Field(
         default_factory=dict, description="Resource name -> amount the task needs."
     )
-    dependencies: list[str] = Field(default_factory=list, description="Ids of prerequisite tasks.")
-    success_criteria: list[str] = Field(default_factory=list)
+    dependencies: CommaList = Field(default_factory=list, description="Ids of prerequisite tasks.")
+    success_criteria: CommaList = Field(default_factory=list)
     token_budget: int | None = Field(
         default=None, gt=0, le=MAX_TOKEN_BUDGET, description="Upper bound on the agent call's prompt tokens."
     )
-    preferred_agents: list[str] = Field(
+    preferred_agents: CommaList = Field(
         default_factory=list,
         description="Agent ids or types the requester prefers (collaboration factor).",
     )
@@ -148,8 +161,8 @@ class Task(_Edge):
 class CollaborationPreferences(_Edge):
     """Who an agent likes to work with; feeds the collaboration factor."""
 
-    preferred_partners: list[str] = Field(default_factory=list)
-    avoided_partners: list[str] = Field(default_factory=list)
+    preferred_partners: CommaList = Field(default_factory=list)
+    avoided_partners: CommaList = Field(default_factory=list)
 
 
 class AgentProfile(_Edge):
@@ -161,8 +174,8 @@ class AgentProfile(_Edge):
 
     agent_id: str
     agent_type: str = Field(min_length=1)
-    capabilities: list[str] | dict[str, float] = Field(default_factory=list)
-    specializations: list[str] | dict[str, float] = Field(default_factory=list)
+    capabilities: Annotated[list[str] | dict[str, float], BeforeValidator(split_commas)] = Field(default_factory=list)
+    specializations: Annotated[list[str] | dict[str, float], BeforeValidator(split_commas)] = Field(default_factory=list)
     capacity: int = Field(default=DEFAULT_CAPACITY, ge=1, le=10_000, description="Concurrent tasks.")
     resources: dict[str, float] = Field(default_factory=dict)
     collaboration_preferences: CollaborationPreferences = Field(

@@ -17,9 +17,11 @@ Routes:
 The graphs are compiled without a checkpointer (LangServe calls ``ainvoke``/``astream``, and the
 async savers need a running loop); the app's lifespan opens ``config.persistence`` (SQLite by
 default, PostgreSQL when a database URL is configured) and attaches it. When the environment
-variable named by ``api_key_env`` is set, every route but ``/healthz`` needs that key in the
-``X-API-Key`` header (401 otherwise). Interrupts are not resumable through LangServe; use the
-LangGraph API server (``langgraph.json``) for human-in-the-loop runs.
+variable named by ``api_key_env`` is set, every route but ``/healthz`` and ``/login`` needs that
+key in the ``X-API-Key`` header, or the session cookie a browser gets by logging in at ``/login``
+(401 otherwise; a browser is sent to the login page). The playground's form has typed fields for
+tasks, agents and the other input lists (``stellar_graph._serving_ui``). Escalated runs answer
+with ``interrupts`` and are resumed through ``POST /orchestra/resume``.
 
 Example:
     >>> app = create_app({"persistence": {"data_dir": "/var/lib/stellar"}})
@@ -29,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -48,8 +49,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.types import Command
 from langserve import add_routes
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
+from stellar_graph._serving_ui import add_auth, with_typed_items
 from stellar_graph.agents.factory import create_agent
 from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
 from stellar_graph.board import FINISHED, utc_now
@@ -64,11 +66,20 @@ from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.history import alookup
 from stellar_graph.llm import make_chat_model
-from stellar_graph.models import AgentRequest, OrchestraRequest, parse_model
+from stellar_graph.models import (
+    AgentProfile,
+    AgentRequest,
+    CollaborationStart,
+    HealthChange,
+    MessageDelivery,
+    OrchestraRequest,
+    Task,
+    parse_model,
+)
 from stellar_graph.persistence import backend_of, open_persistence
 from stellar_graph.recovery import ESCALATION_OPTIONS
 from stellar_graph.runtime.control import OrchestraRuntime
-from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS
+from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS, OrchestraInput
 from stellar_graph.submission import (
     accept_agents,
     accept_tasks,
@@ -95,7 +106,6 @@ DEFAULT_THREAD = "stellar-orchestra"
 WAIT_HEADER = "X-Wait"
 _WAITS = ("completion", "allocation")
 _SETTLED = frozenset({*FINISHED, "escalating"})
-_OPEN_PATHS = frozenset({"/healthz"})
 _THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 # Bad agents, tasks or run options in a request (a ConfigurationError there is the caller's).
 _CLIENT_ERRORS = (ConfigurationError, DuplicateAgentError, UnknownAgentError)
@@ -166,8 +176,24 @@ def create_app(
     _add_ops_routes(app, orchestra)
     _add_error_handlers(app)
     _add_body_checks(app)
-    _add_auth(app, _api_key(api_key_env))
+    add_auth(app, _api_key(api_key_env), header=API_KEY_HEADER)
     return app
+
+
+class _OrchestraForm(RootModel[OrchestraInput]):
+    """The control graph's input as the playground draws it: each list's items typed with the
+    edge models' fields (requests are validated as before: these are the same dicts)."""
+
+    model_config = ConfigDict(title="orchestra_input")
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The JSON schema with typed list items (``task_outcomes``, the runners' own, left out)."""
+        items: dict[str, type[BaseModel]] = {
+            "submit_tasks": Task, "register_agents": AgentProfile, "start_collaborations": CollaborationStart,
+            "set_agent_health": HealthChange, "deliver_messages": MessageDelivery,
+        }
+        return with_typed_items(super().model_json_schema(*args, **kwargs), items, hidden=("task_outcomes",))
 
 
 def _api_key(env: str) -> str | None:
@@ -267,6 +293,11 @@ class _ServedOrchestra(_Served):
         self.runtimes: dict[str, OrchestraRuntime] = {}
         """Open threads, least recently used first (at most :data:`MAX_LIVE_THREADS` idle ones)."""
         self._opening = asyncio.Lock()
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """The control graph's input schema, its list items typed for the playground's form
+        (validation is unchanged: the edge models check each request)."""
+        return _OrchestraForm
 
     def run_config(self, config: RunnableConfig | None) -> RunnableConfig:
         """``config`` with a thread id (the default thread if none)."""
@@ -589,22 +620,6 @@ RESUME_HELP = (
 """How a client answers escalated tasks (shown in responses that carry an interrupt)."""
 
 _RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
-
-
-def _add_auth(app: FastAPI, key: str | None) -> None:
-    if key is None:
-        return
-    expected = key.encode()
-
-    @app.middleware("http")
-    async def require_api_key(request: Request, call_next: Any) -> Response:
-        if request.url.path in _OPEN_PATHS:
-            return await call_next(request)  # type: ignore[no-any-return]
-        sent = request.headers.get(API_KEY_HEADER, "").encode()
-        if not hmac.compare_digest(sent, expected):
-            fix = f"Missing or wrong API key. Fix: send it in the `{API_KEY_HEADER}` header."
-            return JSONResponse({"detail": fix}, status_code=401)
-        return await call_next(request)  # type: ignore[no-any-return]
 
 
 def prometheus_text(states: Mapping[str, Mapping[str, Any]]) -> str:

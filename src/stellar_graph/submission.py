@@ -21,7 +21,7 @@ from stellar_graph.errors import (
     DuplicateTaskError,
     InvalidInputError,
 )
-from stellar_graph.models import AgentProfile, Task, parse_model
+from stellar_graph.models import AgentProfile, Task, parse_model, split_commas
 
 __all__ = ["accept_agents", "accept_tasks", "check_strategy", "known_agent_names", "referenced_ids"]
 
@@ -122,7 +122,7 @@ def referenced_ids(raw: Sequence[Any]) -> list[str]:
     ids: list[str] = []
     for item in raw:
         if isinstance(item, Mapping):
-            deps = item.get("dependencies")
+            deps = split_commas(item.get("dependencies"))
             ids += [str(x) for x in [item.get("id"), *(deps if isinstance(deps, list) else [])] if isinstance(x, str)]
     return list(dict.fromkeys(ids))
 
