@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
@@ -264,7 +265,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
 
         def check(ahead: Mapping[str, Any]) -> None:
             # Again, behind the events queued ahead of it and what left the board meanwhile.
-            self._accept_tasks(raw, ahead, {**finished, **runtime.retired})
+            self._accept_tasks(raw, ahead, ChainMap(runtime.retired, finished))  # no copy per call
 
         payload: dict[str, Any] = {"submit_tasks": [dict(t) for t in raw]}
         if strategy is not None:

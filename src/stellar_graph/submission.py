@@ -93,9 +93,9 @@ def accept_tasks(
             raise DuplicateTaskError(t.id, where="is already on the board" if t.id in existing else "is repeated in the batch")
         if t.id in finished:
             raise DuplicateTaskError(t.id, where="already ran (it is in the orchestra's history)")
-    known = set(existing) | set(ids) | set(finished)
+    known = set(existing) | set(ids)  # and ``finished``, looked up in place (it may be large)
     for t in tasks:
-        unknown = [d for d in t.dependencies if d not in known]
+        unknown = [d for d in t.dependencies if d not in known and d not in finished]
         if unknown:
             _fail(t.id, "dependencies", unknown, "unknown task id(s)", "submit those tasks first or fix the ids")
     _refuse_cycles({t.id: list(t.dependencies) for t in tasks})
