@@ -87,7 +87,7 @@ def accept_tasks(
                 _fail(t.id, "preferred_agents", unknown, "unknown agent id(s) or type(s)",
                       f"register the agent first or name one of {sorted(known_agents)[:20]}")
     ids = [t.id for t in tasks]
-    finished = finished or {}
+    finished = {} if finished is None else finished  # not `or`: a ChainMap's truth value counts its keys
     for t in tasks:
         if t.id in existing or ids.count(t.id) > 1:
             raise DuplicateTaskError(t.id, where="is already on the board" if t.id in existing else "is repeated in the batch")
