@@ -526,6 +526,25 @@ def test_malformed_input_is_422_naming_the_field_and_never_blocks_the_thread(
         assert answer.json()["output"]["tasks"]["t1"]["status"] == "completed"
 
 
+def test_bodies_langserve_would_answer_500_get_422_on_every_run_route(tmp_path: Path) -> None:
+    """Found by schemathesis: a non-UTF-8 body and a batch whose `inputs` is null were 500s."""
+    app = create_app({"persistence": {"data_dir": str(tmp_path)}})
+    bodies = [
+        (b"\xf6\x95 not utf-8", "UTF-8"),
+        (b'{"inputs": null, "config": [], "kwargs": {}}', "`inputs`"),
+        (b'{"inputs": {"a": 1}}', "`inputs`"),
+    ]
+    with TestClient(app) as client:
+        for base in ("/orchestra", "/agents/atlas", "/orchestra/c/0"):
+            for route in ("invoke", "batch", "stream", "stream_log", "stream_events"):
+                for raw, named in bodies:
+                    if named == "`inputs`" and route != "batch":
+                        continue
+                    answer = client.post(f"{base}/{route}", content=raw, headers={"content-type": "application/json"})
+                    assert answer.status_code == 422, (base, route, raw, answer.text)
+                    assert named in answer.json()["detail"] and "Fix" in answer.json()["detail"]
+
+
 @pytest.mark.filterwarnings("ignore:astream_log is deprecated")  # LangServe's route calls it
 @pytest.mark.parametrize("route", ["stream_log", "stream_events"])
 def test_streaming_a_real_run_ends_without_an_error_event(tmp_path: Path, route: str) -> None:

@@ -67,7 +67,7 @@ def add_auth(app: FastAPI, key: str | None, *, header: str) -> None:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         sent, target = (form.get("key") or [""])[0], _safe_next((form.get("next") or [""])[0])
         if not hmac.compare_digest(sent.encode(), expected):
-            return HTMLResponse(_login_html(target, error="Wrong key. Fix: use the server's STELLAR_GRAPH_API_KEY."), status_code=401)
+            return HTMLResponse(_login_html(target, error="Wrong key. Fix: use the key the server was started with."), status_code=401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(SESSION_COOKIE, session_token(key), httponly=True, samesite="strict",
                             secure=request.url.scheme == "https", path="/")

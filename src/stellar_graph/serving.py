@@ -590,22 +590,35 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_body_checks(app: FastAPI) -> None:
-    """LangServe raises a ``TypeError`` (500) on a JSON ``null`` where it expects an object:
-    answer 422 naming the field instead."""
+    """LangServe raises (500) on a body that is not UTF-8, on a JSON ``null`` where it expects an
+    object, and on a batch whose ``inputs`` is not a list: answer 422 naming the problem instead."""
 
     @app.middleware("http")
-    async def reject_null_options(request: Request, call_next: Any) -> Response:
-        if request.method == "POST" and request.url.path.rsplit("/", 1)[-1] in _RUN_ROUTES:
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                body = None  # LangServe answers malformed bodies itself (422)
-            if isinstance(body, dict):
-                nulls = [k for k in ("config", "kwargs") if k in body and body[k] is None]
-                if nulls:
-                    fix = f"`{nulls[0]}` is null. Fix: send an object (for example {{}}) or leave the field out."
-                    return JSONResponse({"detail": fix}, status_code=422)
+    async def reject_bad_bodies(request: Request, call_next: Any) -> Response:
+        route = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "POST" and route in _RUN_ROUTES:
+            problem = _body_problem(await request.body(), batch=route == "batch")
+            if problem:
+                return JSONResponse({"detail": problem}, status_code=422)
         return await call_next(request)  # type: ignore[no-any-return]
+
+
+def _body_problem(raw: bytes, *, batch: bool) -> str | None:
+    """What LangServe would fail on with a 500 in a run route's body, with the fix; else ``None``."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "The request body is not UTF-8 text. Fix: send a JSON object encoded as UTF-8."
+    except ValueError:
+        return None  # malformed JSON: LangServe answers it itself (422)
+    if not isinstance(body, dict):
+        return None
+    nulls = [k for k in ("config", "kwargs") if k in body and body[k] is None]
+    if nulls:
+        return f"`{nulls[0]}` is null. Fix: send an object (for example {{}}) or leave the field out."
+    if batch and not isinstance(body.get("inputs"), list):
+        return f"`inputs` must be a list of inputs, got {type(body.get('inputs')).__name__}. Fix: send `[{{...}}, ...]`."
+    return None
 
 
 MAX_LIVE_THREADS = 64
