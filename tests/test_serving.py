@@ -212,12 +212,16 @@ def test_each_agent_type_is_served_statelessly(served: Served) -> None:
     assert out["report"]["simulated"] is True
 
 
-@pytest.mark.slow
-def test_playground_renders_in_headless_chromium(served: Served, tmp_path: Path) -> None:
+def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's `chromium`.")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI installs it")
+
+
+@pytest.mark.slow
+def test_playground_renders_in_headless_chromium(served: Served, tmp_path: Path) -> None:
+    _require_chromium()
     from PIL import Image, ImageStat
     from playwright.sync_api import expect, sync_playwright
 
@@ -269,10 +273,7 @@ def test_a_person_logs_in_fills_an_agent_and_a_task_in_typed_fields_and_sees_the
     """No header injection: the page sends the browser to /login, the key sets a session cookie
     (not the key itself), the agent and the task are rows of typed fields (lists as
     comma-separated text), and the output shows the allocation and the finished task."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's `chromium`.")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI installs it")
+    _require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     shot, errors = tmp_path / "playground-task.png", []
