@@ -36,8 +36,8 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DATA_DIR_ENV",
     "ThreadedSqliteSaver",
-    "backend_of",
     "ThreadedSqliteStore",
+    "backend_of",
     "open_persistence",
     "open_sqlite_saver",
     "open_sqlite_store",
@@ -106,7 +106,33 @@ async def open_persistence(
             yield pair
 
 
-class ThreadedSqliteSaver(SqliteSaver):
+class _OwnThread:
+    """Mixin for LangGraph's sync SQLite classes: a worker thread of their own, where every use
+    of their connection happens (``check_same_thread=False`` plus one thread: no interleaving)."""
+
+    _thread_name = "stellar-graph-sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)  # type: ignore[call-arg]
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+
+    async def arun(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Call ``fn(*args)`` on the worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+
+@asynccontextmanager
+async def _opened(part: _OwnThread, conn: sqlite3.Connection, prepare: Callable[[], None]) -> AsyncIterator[None]:
+    """Run ``prepare`` on ``part``'s thread, then hold it open; finally stop its thread and close."""
+    try:
+        await part.arun(prepare)
+        yield
+    finally:
+        part._worker.shutdown(wait=True)
+        conn.close()
+
+
+class ThreadedSqliteSaver(_OwnThread, SqliteSaver):
     """LangGraph's ``SqliteSaver``, its async calls each run whole on the saver's own thread.
 
     LangGraph's ``AsyncSqliteSaver`` goes through aiosqlite, which hands every statement to its
@@ -118,13 +144,7 @@ class ThreadedSqliteSaver(SqliteSaver):
     :func:`open_sqlite_saver`; :meth:`arun` runs other work on its connection.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(conn)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stellar-graph-saver")
-
-    async def arun(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Call ``fn(*args)`` on the saver's thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+    _thread_name = "stellar-graph-saver"
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """:meth:`get_tuple` on the saver's thread."""
@@ -165,20 +185,16 @@ async def open_sqlite_saver(path: Path, *, synchronous: str = "normal") -> Async
     """A :class:`ThreadedSqliteSaver` on ``path`` (WAL journal, the given ``synchronous``), set up."""
     conn = sqlite3.connect(str(path), check_same_thread=False)
     saver = ThreadedSqliteSaver(conn)
-    try:
 
-        def prepare() -> None:
-            saver.setup()  # WAL journal
-            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    def prepare() -> None:
+        saver.setup()  # WAL journal
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
 
-        await saver.arun(prepare)
+    async with _opened(saver, conn, prepare):
         yield saver
-    finally:
-        saver._worker.shutdown(wait=True)
-        conn.close()
 
 
-class ThreadedSqliteStore(SqliteStore):
+class ThreadedSqliteStore(_OwnThread, SqliteStore):
     """LangGraph's ``SqliteStore``, its async calls each run whole on the store's own thread.
 
     The same trade as :class:`ThreadedSqliteSaver`: ``AsyncSqliteStore``'s batch is ``BEGIN``,
@@ -187,17 +203,11 @@ class ThreadedSqliteStore(SqliteStore):
     Open it with :func:`open_sqlite_store`.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(conn)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stellar-graph-store")
+    _thread_name = "stellar-graph-store"
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Run :meth:`batch` on the store's thread (one transaction, one hop)."""
         return await self.arun(self.batch, list(ops))
-
-    async def arun(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Call ``fn(*args)`` on the store's thread (all use of the connection happens there)."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
 
 @asynccontextmanager
@@ -205,18 +215,14 @@ async def open_sqlite_store(path: Path, *, synchronous: str = "normal") -> Async
     """A :class:`ThreadedSqliteStore` on ``path`` (WAL journal, the given ``synchronous``), set up."""
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     store = ThreadedSqliteStore(conn)
-    try:
 
-        def prepare() -> None:
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer; as the saver
-            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            store.setup()
+    def prepare() -> None:
+        conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer; as the saver
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        store.setup()
 
-        await store.arun(prepare)
+    async with _opened(store, conn, prepare):
         yield store
-    finally:
-        store._worker.shutdown(wait=True)
-        conn.close()
 
 
 async def try_advisory_lock(conn: Any, *key: int) -> bool:
@@ -273,4 +279,3 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield saver, store
-

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -194,10 +193,10 @@ async def prune_checkpoints(saver: Any, thread_id: str) -> dict[str, Any]:
         ``backend``, ``supported`` and, where counted, ``deleted_checkpoints``,
         ``deleted_writes``, ``deleted_namespaces``, ``kept_checkpoints``.
     """
-    kind = type(saver).__module__
+    kind = backend_of(saver)
     if is_sqlite_saver(saver):
         return {"backend": "sqlite", "supported": True, **await _prune_sqlite(saver, thread_id)}
-    if kind.startswith("langgraph.checkpoint.memory"):
+    if kind == "memory":
         return {"backend": "memory", "supported": True, **_prune_memory(saver, thread_id)}
     try:
         await saver.aprune([thread_id], strategy="keep_latest")
@@ -208,7 +207,7 @@ async def prune_checkpoints(saver: Any, thread_id: str) -> dict[str, Any]:
             "reason": f"{type(saver).__name__}.aprune: {exc or 'not implemented'}",
         }
     return {
-        "backend": "postgres" if "postgres" in kind else type(saver).__name__,
+        "backend": "postgres" if kind == "postgres" else type(saver).__name__,
         "supported": True,
         "method": "aprune(keep_latest)",
     }
@@ -356,10 +355,9 @@ async def on_sqlite(part: Any, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         OrchestrationError: the database is in memory (no file to connect to).
     """
     if isinstance(part, ThreadedSqliteSaver | ThreadedSqliteStore):
-        lock = part.lock if isinstance(part, ThreadedSqliteSaver) else contextlib.nullcontext()
 
         def locked() -> _T:
-            with lock:  # the saver's own calls take it too; a store batch is already one call
+            with part.lock:  # LangGraph's own calls on that connection take it too
                 return fn(part.conn)
 
         return await part.arun(locked)
@@ -393,7 +391,6 @@ async def sqlite_file(part: Any) -> Path | None:
 
 async def checkpoint_stats(saver: Any, thread_id: str) -> dict[str, int] | None:
     """Checkpoint and write rows of a thread, and its namespaces (SQLite and in-memory; else ``None``)."""
-    kind = type(saver).__module__
     if is_sqlite_saver(saver):
 
         def count(conn: sqlite3.Connection) -> dict[str, int]:
@@ -404,7 +401,7 @@ async def checkpoint_stats(saver: Any, thread_id: str) -> dict[str, int] | None:
             return {"checkpoints": checkpoints, "namespaces": spaces, "writes": writes}
 
         return await on_sqlite(saver, count)
-    if kind.startswith("langgraph.checkpoint.memory"):
+    if backend_of(saver) == "memory":
         spaces = saver.storage.get(thread_id) or {}
         writes = sum(len(w) for key, w in saver.writes.items() if key[0] == thread_id)
         return {
