@@ -21,7 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	bash tools/ensure_system_packages.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools graphs
