@@ -1,7 +1,8 @@
 """Each reference agent type as a standalone graph (for Studio and the API server).
 
 Input: ``{"task": {...}, "agent": {...profile...}}``; output: ``{"report": {...}}``. Compiled
-without a checkpointer; simulated unless ``STELLAR_GRAPH_MODEL`` names a chat model.
+without a checkpointer; simulated unless ``STELLAR_GRAPH_MODEL`` names a chat model. Built by
+:mod:`stellar_graph.studio` (which also serves the agent types a config file declares).
 ``python graphs/agents.py`` runs each agent once on a sample task.
 """
 
@@ -10,15 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from stellar_graph import ATLAS, EDISON, LILITH, PYTHAGORAS, OrchestraConfig, create_agent
-from stellar_graph.llm import make_chat_model
+from stellar_graph import ATLAS, EDISON, LILITH, PYTHAGORAS
+from stellar_graph.studio import atlas, edison, lilith, pythagoras  # type: ignore[attr-defined]
 
-_MODEL = make_chat_model(OrchestraConfig().llm)
-
-atlas = create_agent(ATLAS, model=_MODEL).compile(name="atlas")
-edison = create_agent(EDISON, model=_MODEL).compile(name="edison")
-lilith = create_agent(LILITH, model=_MODEL).compile(name="lilith")
-pythagoras = create_agent(PYTHAGORAS, model=_MODEL).compile(name="pythagoras")
+__all__ = ["atlas", "edison", "lilith", "pythagoras"]
 
 SAMPLE_TASK = {"id": "sample", "description": "Summarise the state of the project",
                "required_skills": ["knowledge_synthesis"], "success_criteria": []}

@@ -5,7 +5,9 @@ agent subgraphs inside. Both are compiled without a checkpointer: the server bri
 persistence. The control graph starts task runs as background runs on the same server (a
 :class:`~stellar_graph.runtime.ServerRunner`), and each task run enqueues its outcome as a control
 run on the orchestra's thread. Agents run simulated unless ``STELLAR_GRAPH_MODEL`` names a chat
-model; ``STELLAR_GRAPH_CONFIG`` may name a YAML or TOML config file.
+model; ``STELLAR_GRAPH_CONFIG`` may name a YAML or TOML config file (its ``agent_types`` join
+the reference team). The graphs are built by :mod:`stellar_graph.studio`, which a project of your
+own names in its ``langgraph.json`` instead of this file.
 
 ``python graphs/orchestra.py`` runs a small demo in-process (in-memory checkpointer).
 """
@@ -14,19 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
-from stellar_graph import ATLAS, LILITH, PYTHAGORAS, create_orchestra
-from stellar_graph.graphs import create_task_graph
-from stellar_graph.runtime import ServerRunner
+from stellar_graph import ATLAS, LILITH, PYTHAGORAS
+from stellar_graph.studio import orchestra as graph
+from stellar_graph.studio import task
 from stellar_graph.testing import run_orchestra
 
-_CONFIG = os.environ.get("STELLAR_GRAPH_CONFIG") or None
-
-graph = create_orchestra(_CONFIG, runner=ServerRunner(assistant_id="task", orchestra_id="orchestra")).compile(
-    name="orchestra"
-)
-task = create_task_graph(_CONFIG).compile(name="task")
+__all__ = ["graph", "task"]
 
 DEMO_INPUT = {
     "register_agents": [

@@ -139,5 +139,5 @@ def test_the_summary_shows_who_tried_a_degraded_task_and_what_went_wrong() -> No
                          "allocation_id": "alloc-t1"}},
         "allocations": {"alloc-t1": {"agent_id": None, "reasons": {"atlas-001": "missing skill(s) engineering"}}},
     }
-    row = _summary(state, False).splitlines()[-1]
+    row = _summary(state).splitlines()[-1]
     assert "edison-002" in row and "agent crashed" in row and "missing skill" not in row, row

@@ -198,7 +198,7 @@ async def _run(args: argparse.Namespace, out: TextIO) -> tuple[dict[str, Any], P
                                  if r["task"].get("allocation_id") and r["allocation"]}}
         metrics = orchestra.get_performance_metrics()
     if state.get("tasks") or not state.get("collaborations"):
-        print(_summary(state, simulated), file=out)
+        print(_summary(state), file=out)
         print(_metrics_line(metrics), file=out)
     if state.get("collaborations"):
         for record in state["collaborations"].values():
@@ -259,23 +259,28 @@ def _progress_line(event: dict[str, Any]) -> str:
     return f"  {kind.removeprefix('task_'):<11} {task}" + (f" -> {agent}" if agent else "")
 
 
-def _summary(state: dict[str, Any], simulated: bool) -> str:
+def _summary(state: dict[str, Any]) -> str:
     tasks = sorted((state.get("tasks") or {}).values(), key=lambda t: t.get("seq", 0))
     allocations = state.get("allocations") or {}
-    rows = [("task", "priority", "agent", "score", "why", "outcome")]
+    rows = [("task", "priority", "agent", "score", "why", "outcome", "result")]
     for t in tasks:
         alloc = allocations.get(t.get("allocation_id") or "", {})
         tried = [*(t.get("excluded_agents") or [])]  # agents the recovery ladder moved it away from
         rows.append((
             t["id"], t.get("priority", ""), t.get("agent_id") or (tried[-1] if tried else "-"),
             f"{alloc['score']:.3f}" if alloc.get("agent_id") else "-",
-            _why(alloc, t), t.get("status", "") + (" (sim)" if simulated and t.get("report") else ""),
+            _why(alloc, t), t.get("status", "") + (" (sim)" if (t.get("report") or {}).get("simulated") else ""),
+            _short(str(t.get("result") or "").replace("\n", " "), 40),
         ))
     widths = [min(max(len(str(r[i])) for r in rows), 48) for i in range(len(rows[0]))]
     lines = ["", "  ".join(str(c).ljust(w)[:w] for c, w in zip(rows[0], widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w)[:w] for c, w in zip(r, widths, strict=True)) for r in rows[1:]]
     return "\n".join(lines)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _why(alloc: dict[str, Any], task: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from stellar_graph.models import FACTORS, check_amounts
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "AgentTypeConfig",
     "CollaborationConfig",
     "EmergencyProtocolsConfig",
     "LearningParametersConfig",
@@ -188,6 +189,31 @@ class LLMConfig(_Section):
     model's latency in demos and benchmarks (``tools/bench_server.py``)."""
 
 
+class AgentTypeConfig(_Section):
+    """One agent type declared in a config or scenario file (``agent_types:``), beside the
+    reference team. Paths are relative to the declaring file (``base_dir``)."""
+
+    name: str
+    """Node name and short key (``cartographer``): a letter, then letters, digits or ``_``."""
+    agent_type: str | None = None
+    """The type name instances are registered with; default ``<Name>Agent``."""
+    display_name: str | None = None
+    description: str = ""
+    prompt: str | None = None
+    """A prompt file (``prompts/cartographer.md``), or the prompt's text; default a generic one."""
+    capabilities: list[str] = Field(default_factory=list)
+    specializations: list[str] = Field(default_factory=list)
+    model: str | None = None
+    """This type's chat model (``gpt-4o-mini``), built like ``llm.model``; default ``llm.model``."""
+    graph: str | None = None
+    """Bring your own agent: ``module:attribute`` or ``path/to/file.py:attribute`` naming a
+    compiled graph, a Runnable, a ``RemoteGraph`` or a callable that satisfies the agent
+    contract (``stellar_graph.agents``). ``prompt`` and ``model`` then do not apply."""
+    base_dir: str | None = None
+    """Where relative paths are read from: set to the declaring file's folder when loaded from a
+    file; the working directory otherwise."""
+
+
 class OrchestraConfig(_Section):
     """The orchestra's whole configuration tree (the seed's, plus persistence and llm)."""
 
@@ -200,6 +226,8 @@ class OrchestraConfig(_Section):
     learning_parameters: LearningParametersConfig = Field(default_factory=LearningParametersConfig)
     persistence: PersistenceConfig = Field(default_factory=PersistenceConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    agent_types: list[AgentTypeConfig] = Field(default_factory=list)
+    """Agent types besides the reference team (not in the seed; see "Your own agents")."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> OrchestraConfig:
@@ -219,7 +247,11 @@ class OrchestraConfig(_Section):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> OrchestraConfig:
-        """Load a ``.yaml``/``.yml`` or ``.toml`` file."""
+        """Load a ``.yaml``/``.yml`` or ``.toml`` file.
+
+        A scenario file (``stellar-graph run`` input) is accepted too: its ``config`` section and
+        its ``agent_types``, so one file can drive the CLI, ``serve`` and ``langgraph dev``.
+        """
         p = Path(path)
         if not p.is_file():
             raise ConfigurationError(f"Config file {str(p)!r} does not exist.", value=str(p))
@@ -240,7 +272,15 @@ class OrchestraConfig(_Section):
             raise ConfigurationError(
                 f"Config file {str(p)!r} must hold a mapping at the top, got {type(data).__name__}."
             )
-        return cls.from_dict(data)
+        if SCENARIO_KEYS & set(data):
+            section = data.get("config") or {}
+            if not isinstance(section, dict):
+                raise ConfigurationError(
+                    f"Scenario file {str(p)!r}: `config` must be a mapping of sections, got {type(section).__name__}.",
+                    field="config", value=section,
+                )
+            data = {**section, **({"agent_types": data["agent_types"]} if "agent_types" in data else {})}
+        return cls.from_dict(with_base_dir(data, p.resolve().parent))
 
     @classmethod
     def load(cls, source: OrchestraConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> OrchestraConfig:
@@ -257,6 +297,19 @@ class OrchestraConfig(_Section):
         """Return a copy with ``patch`` deep-merged in (validated like ``from_dict``)."""
         # exclude_unset keeps "was this set explicitly?" intact, which precedence rules rely on.
         return OrchestraConfig.from_dict(_deep_merge(self.model_dump(exclude_unset=True), patch))
+
+
+SCENARIO_KEYS = frozenset({"name", "description", "agents", "tasks", "collaborations", "config"})
+"""Top-level keys that make a YAML file a scenario rather than a config."""
+
+
+def with_base_dir(data: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` with ``base`` as the ``base_dir`` of each declared agent type that names none."""
+    types = data.get("agent_types")
+    if not isinstance(types, list):
+        return dict(data)
+    declared = [{"base_dir": str(base), **t} if isinstance(t, dict) else t for t in types]
+    return {**data, "agent_types": declared}
 
 
 def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

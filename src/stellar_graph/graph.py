@@ -24,13 +24,13 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
 from stellar_graph._inline import inline
-from stellar_graph.agents.factory import ToolsProvider, create_agent
+from stellar_graph.agents.factory import ToolsProvider, compile_agents
 from stellar_graph.agents.policy import AgentPolicy
-from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import utc_now
 from stellar_graph.collaboration.nodes import add_collaboration_nodes, route_after_intake
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.llm import make_chat_model
+from stellar_graph.llm import ChatModels, make_chat_model
 from stellar_graph.nodes.allocator import make_allocator
 from stellar_graph.nodes.dispatch import make_dispatch
 from stellar_graph.nodes.escalation import escalation
@@ -50,7 +50,7 @@ def create_orchestra(
     config: OrchestraConfig | Mapping[str, Any] | str | None = None,
     *,
     model: BaseChatModel | None = None,
-    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    agents: Sequence[AgentSpec] | None = None,
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
     extra_tools: ToolsProvider | None = None,
@@ -63,7 +63,8 @@ def create_orchestra(
         model: the chat model of collaboration planning, votes and mediation (and of the
             collaborations' agents). ``None`` uses ``config.llm.model`` when set, else the
             deterministic fallbacks and simulated agents.
-        agents: the agent types instances may be registered as.
+        agents: the agent types instances may be registered as (default the reference team),
+            besides those ``config.agent_types`` declares.
         seed: seed of the simulated agents and of the allocator's learner.
         clock: the time source (tests pass a fixed clock).
         extra_tools: returns tools every agent may call in addition to its spec's.
@@ -83,7 +84,7 @@ def create_orchestra(
         >>> app = create_orchestra().compile(checkpointer=InMemorySaver())
     """
     cfg = OrchestraConfig.load(config)
-    registry = AgentTypeRegistry(agents)
+    registry = AgentTypeRegistry(agent_specs(cfg.agent_types, agents))
     chat = model if model is not None else make_chat_model(cfg.llm)
     model_name = cfg.llm.model or "gpt-4o"
 
@@ -100,10 +101,9 @@ def create_orchestra(
     builder.add_node("optimizer", make_optimizer(cfg, clock))
     builder.add_node("escalation", inline(escalation), destinations=("allocator", END))
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
-    agent_graphs = {
-        spec.name: create_agent(spec, model=chat, seed=seed, extra_tools=extra_tools, policy=policy).compile(name=spec.name)
-        for spec in registry.specs
-    }
+    agent_graphs = compile_agents(
+        registry.specs, model=chat, seed=seed, extra_tools=extra_tools, policy=policy, models=ChatModels(cfg.llm)
+    )
     add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "monitor")

@@ -15,19 +15,20 @@ from langchain_core.language_models import BaseChatModel
 
 from stellar_graph.config import LLMConfig
 
-__all__ = ["MODEL_ENV", "make_chat_model", "model_secrets"]
+__all__ = ["MODEL_ENV", "ChatModels", "make_chat_model", "model_secrets"]
 
 MODEL_ENV = "STELLAR_GRAPH_MODEL"
 """Setting this (e.g. ``gpt-4o-mini``) turns simulated agents into real LLM agents."""
 
 
 def make_chat_model(config: LLMConfig, **overrides: Any) -> BaseChatModel | None:
-    """Build ``ChatOpenAI`` if a model is configured (config or ``STELLAR_GRAPH_MODEL``), else ``None``.
+    """Build ``ChatOpenAI`` if a model is configured (``model=`` override, config or
+    ``STELLAR_GRAPH_MODEL``), else ``None``.
 
     Returns:
         The chat model, or ``None`` meaning "simulate the agents".
     """
-    name = config.model or os.environ.get(MODEL_ENV)
+    name = overrides.pop("model", None) or config.model or os.environ.get(MODEL_ENV)
     if not name:
         return None
     from langchain_openai import ChatOpenAI  # imported lazily: simulated runs never need it
@@ -60,3 +61,20 @@ def model_secrets(model: Any) -> list[str]:
         reveal = getattr(value, "get_secret_value", None)
         found.append(reveal() if callable(reveal) else value)
     return [s for s in found if isinstance(s, str) and s]
+
+
+class ChatModels:
+    """Chat models by name, each built once from one ``llm`` config: the models agent types and
+    instances name (``AgentSpec.model``, ``AgentProfile.model``)."""
+
+    def __init__(self, config: LLMConfig | None = None) -> None:
+        self._config = config or LLMConfig()
+        self._built: dict[str, BaseChatModel] = {}
+
+    def __call__(self, name: str) -> BaseChatModel:
+        """The model called ``name`` (built on first use)."""
+        if name not in self._built:
+            model = make_chat_model(self._config, model=name)
+            assert model is not None  # a name was given
+            self._built[name] = model
+        return self._built[name]

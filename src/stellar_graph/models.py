@@ -185,6 +185,10 @@ class AgentProfile(_Edge):
     reliability: float = Field(
         default=0.9, gt=0, le=1, description="Prior success probability (used by simulation)."
     )
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="This instance's chat model (for example 'gpt-4o-mini'); default its type's model.",
+    )
 
     @field_validator("agent_id")
     @classmethod

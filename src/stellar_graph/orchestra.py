@@ -31,12 +31,17 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Command
 from pydantic import BaseModel
 
-from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, allocation_id_for, utc_now
 from stellar_graph.bus import AdvancedMessageBus
 from stellar_graph.collaboration.facade import CollaborationMixin
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.errors import InvalidInputError, OrchestrationError, UnknownAgentError
+from stellar_graph.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    OrchestrationError,
+    UnknownAgentError,
+)
 from stellar_graph.events import EventHandler, EventHub
 from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
@@ -73,7 +78,8 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     Args:
         config: an :class:`OrchestraConfig`, a dict or a YAML/TOML path (defaults otherwise).
         model: the agents' chat model; ``None`` uses ``config.llm`` or simulates the agents.
-        agents: the agent types the orchestra knows (the Vegapunk reference team by default).
+        agents: the agent types the orchestra knows (the Vegapunk reference team by default),
+            besides those ``config.agent_types`` declares. :meth:`register_agent_type` adds more.
         thread_id: the LangGraph thread holding this orchestra's state.
         checkpointer: use this checkpointer (and ``store``) instead of opening ``config.persistence``.
         store: the LangGraph Store for cross-thread memory.
@@ -86,7 +92,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         config: OrchestraConfig | Mapping[str, Any] | str | None = None,
         *,
         model: BaseChatModel | None = None,
-        agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+        agents: Sequence[AgentSpec] | None = None,
         thread_id: str = "stellar-orchestra",
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
@@ -95,13 +101,14 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
     ) -> None:
         self.config = OrchestraConfig.load(config)
         self.thread_id = thread_id
-        self.agent_types = AgentTypeRegistry(agents)
+        self._agents = tuple(REFERENCE_TEAM if agents is None else agents)
+        self.agent_types = AgentTypeRegistry(agent_specs(self.config.agent_types, self._agents))
         self._model = model if model is not None else make_chat_model(self.config.llm)
-        graphs: dict[str, Any] = {
-            "model": self._model, "agents": agents, "seed": seed, "clock": clock, "extra_tools": self.external_tools,
+        self._graph_options: dict[str, Any] = {
+            "model": self._model, "seed": seed, "clock": clock, "extra_tools": self.external_tools,
         }
-        self._graph = create_orchestra(self.config, **graphs)
-        self._task_graph = create_task_graph(self.config, **graphs)
+        self._graph = create_orchestra(self.config, agents=self._agents, **self._graph_options)
+        self._task_graph = create_task_graph(self.config, agents=self._agents, **self._graph_options)
         self._checkpointer, self._store = checkpointer, store
         self._clock = clock
         self._events = EventHub()
@@ -187,6 +194,42 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         return self._app
 
     # -- agents ----------------------------------------------------------------------------
+    def register_agent_type(self, spec: AgentSpec) -> AgentSpec:
+        """Add an agent type at run time; instances of it can be registered at once.
+
+        The control and task graphs are rebuilt with the new agent subgraph; runs already in
+        flight finish on the graphs they started with. A restarted orchestra must be given the
+        type again (``agents=`` or ``config.agent_types``) before tasks of it run.
+
+        Raises:
+            ConfigurationError: ``spec``'s name or one of its spellings is already taken.
+        """
+        if not isinstance(spec, AgentSpec):
+            raise ConfigurationError(
+                f"register_agent_type takes an AgentSpec, got {type(spec).__name__}. Fix: "
+                "register_agent_type(AgentSpec(name='cartographer', capabilities=('mapping',))).",
+                field="spec", value=repr(spec)[:80],
+            )
+        taken = [a for a in spec.aliases() if a.lower() in self.agent_types.aliases()]
+        if taken:
+            raise ConfigurationError(
+                f"Agent type {spec.name!r}: {sorted(taken)} already name a known type "
+                f"({list(self.agent_types.type_names())}). Fix: pick another name.",
+                field="name", value=spec.name,
+            )
+        agents = (*self._agents, spec)
+        registry = AgentTypeRegistry(agent_specs(self.config.agent_types, agents))
+        graph = create_orchestra(self.config, agents=agents, **self._graph_options)
+        task_graph = create_task_graph(self.config, agents=agents, **self._graph_options)
+        self._agents, self.agent_types, self._graph, self._task_graph = agents, registry, graph, task_graph
+        if self._runtime is not None:  # running: the next control run and task runs use the new graphs
+            self._app = graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
+            self._runtime.control = self._app
+            self._runtime.runner.app = task_graph.compile(
+                checkpointer=self._checkpointer, store=self._store, name="stellar_task"
+            )
+        return spec
+
     async def register_agent(self, profile: AgentProfile | Mapping[str, Any]) -> AgentProfile:
         """Register an agent instance (``atlas-001``) of a known agent type.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,7 +21,10 @@ from pathlib import Path
 
 from stellar_graph.errors import ConfigurationError
 
-__all__ = ["PromptTemplate", "available_prompts", "load_prompt", "prompts_dir"]
+__all__ = ["AGENT_VARIABLES", "PromptTemplate", "available_prompts", "load_prompt", "parse_prompt", "prompts_dir"]
+
+AGENT_VARIABLES = ("agent_id", "agent_name", "capabilities", "specializations")
+"""What an agent's system prompt may use: the orchestra fills them for each instance."""
 
 _HEADER = re.compile(r"^<!--\s*variables:\s*(?P<names>[^>]*?)\s*-->\s*\n", re.MULTILINE)
 
@@ -79,19 +83,39 @@ def load_prompt(name: str) -> PromptTemplate:
             field="prompt",
             value=name,
         )
-    text = path.read_text(encoding="utf-8")
+    return parse_prompt(name, path.read_text(encoding="utf-8"))
+
+
+def parse_prompt(name: str, text: str, *, allowed: Sequence[str] | None = None) -> PromptTemplate:
+    """Parse a prompt's text (``name`` appears in errors).
+
+    With ``allowed`` (users' agent prompts) the ``<!-- variables: ... -->`` header is optional:
+    the variables are those the body uses, each of which must be allowed.
+
+    Raises:
+        ConfigurationError: no header where one is required, a header and body that disagree, or
+            a placeholder outside ``allowed``.
+    """
     match = _HEADER.match(text)
-    if match is None:
+    body = (text[match.end() :] if match else text).strip() + "\n"
+    used = {m[1] or m[2] for m in string.Template.pattern.findall(body) if m[1] or m[2]}
+    if match is None and allowed is None:
         raise ConfigurationError(
             f"Prompt {name!r} must start with `<!-- variables: ... -->`.", field="prompt", value=name
         )
-    declared = tuple(v.strip() for v in match["names"].split(",") if v.strip())
-    body = text[match.end() :].strip() + "\n"
-    used = {m[1] or m[2] for m in string.Template.pattern.findall(body) if m[1] or m[2]}
+    declared = tuple(v.strip() for v in match["names"].split(",") if v.strip()) if match else tuple(sorted(used))
     if used != set(declared):
         raise ConfigurationError(
             f"Prompt {name!r} declares {sorted(declared)} but uses {sorted(used)}; make them agree.",
             field="prompt",
             value=name,
+        )
+    unknown = sorted(used - set(allowed)) if allowed is not None else []
+    if unknown and allowed is not None:
+        raise ConfigurationError(
+            f"Prompt {name!r} uses {unknown}, which the orchestra does not fill. Fix: use only "
+            f"{['${' + v + '}' for v in allowed]} (write $$ for a literal $).",
+            field="prompt",
+            value=unknown,
         )
     return PromptTemplate(name=name, variables=declared, body=body)

@@ -52,8 +52,8 @@ from langserve import add_routes
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from stellar_graph._serving_ui import add_auth, with_typed_items
-from stellar_graph.agents.factory import create_agent
-from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.agents.factory import compile_agents
+from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, utc_now
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import (
@@ -65,7 +65,7 @@ from stellar_graph.errors import (
 from stellar_graph.graph import create_orchestra
 from stellar_graph.graphs.task import create_task_graph
 from stellar_graph.history import alookup
-from stellar_graph.llm import make_chat_model
+from stellar_graph.llm import ChatModels, make_chat_model
 from stellar_graph.models import (
     AgentProfile,
     AgentRequest,
@@ -115,7 +115,7 @@ def create_app(
     config: OrchestraConfig | Mapping[str, Any] | str | None = None,
     *,
     model: BaseChatModel | None = None,
-    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    agents: Sequence[AgentSpec] | None = None,
     thread_id: str = DEFAULT_THREAD,
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
@@ -127,7 +127,8 @@ def create_app(
         config: an :class:`OrchestraConfig`, a dict or a YAML/TOML path; ``persistence`` decides
             where thread state lives.
         model: the agents' chat model; ``None`` uses ``config.llm`` or simulates the agents.
-        agents: the agent types (each also served at ``/agents/<name>``).
+        agents: the agent types (default the reference team), besides those
+            ``config.agent_types`` declares; each is also served at ``/agents/<name>``.
         thread_id: the thread used when a request has no ``X-Thread-Id`` header.
         seed: simulation seed.
         clock: time source.
@@ -148,7 +149,7 @@ def create_app(
     orchestra = _ServedOrchestra(
         graph, tasks, default_thread=thread_id, durability=cfg.persistence.durability
     )
-    registry = AgentTypeRegistry(agents)
+    registry = AgentTypeRegistry(agent_specs(cfg.agent_types, agents))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -170,9 +171,8 @@ def create_app(
         path="/orchestra",
         per_req_config_modifier=_thread_from_request(orchestra, registry, clock),
     )
-    for spec in registry.specs:
-        agent = create_agent(spec, model=chat, seed=seed).compile(name=spec.name)
-        add_routes(app, _Served(agent), path=f"/agents/{spec.name}", per_req_config_modifier=_check_agent_input)
+    for name, agent in compile_agents(registry.specs, model=chat, seed=seed, models=ChatModels(cfg.llm)).items():
+        add_routes(app, _Served(agent), path=f"/agents/{name}", per_req_config_modifier=_check_agent_input)
     _add_ops_routes(app, orchestra)
     _add_error_handlers(app)
     _add_body_checks(app)

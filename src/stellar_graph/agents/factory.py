@@ -8,9 +8,10 @@ An agent subgraph runs ``plan -> act -> check -> report``:
 - **check** compares the answer with the task's success criteria (deterministic);
 - **report** returns the structured report the orchestra records.
 
-The contract (also for users' own agent graphs): input :class:`AgentInput`, output
-:class:`AgentOutput` whose ``report`` holds ``status`` (``completed``/``failed``), ``result``,
-``criteria_met``, ``usage``, ``duration_minutes``, ``simulated`` and ``error``.
+The graphs satisfy the agent contract (:mod:`stellar_graph.agents.contract`); a spec with its
+own ``graph`` is adapted to it instead (:func:`~stellar_graph.agents.contract.adapt_agent`).
+The model is the instance's (``AgentProfile.model``), else the type's (``AgentSpec.model``), else
+the orchestra's; none of them means simulated work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -29,58 +29,30 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field, ValidationError
-from typing_extensions import TypedDict
+from pydantic import ValidationError
 
 from stellar_graph._inline import inline
+from stellar_graph.agents.contract import (
+    AgentAnswer,
+    AgentInput,
+    AgentOutput,
+    AgentState,
+    adapt_agent,
+    answered_once,
+    check,
+    report,
+)
 from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_seconds
 from stellar_graph.agents.render import render_messages
 from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.errors import ModelBehaviorError
 from stellar_graph.integrations._redact import redact_secrets
-from stellar_graph.llm import model_secrets
-from stellar_graph.records import AGENT_CALLS_NAMESPACE
+from stellar_graph.llm import ChatModels, model_secrets
 from stellar_graph.simulation import simulate_work
 
-__all__ = ["AgentAnswer", "AgentInput", "AgentOutput", "create_agent"]
+__all__ = ["AgentAnswer", "AgentInput", "AgentOutput", "compile_agents", "create_agent"]
 
 MAX_TOOL_ROUNDS = 5
-
-
-class AgentAnswer(BaseModel):
-    """What an agent's LLM must return (structured output)."""
-
-    result: str = Field(description="The work product: answer, design, analysis or review.")
-    criteria_met: list[str] = Field(description="The success criteria this result satisfies.")
-    confidence: float = Field(description="Self-assessed confidence in [0, 1].")
-
-
-class AgentInput(TypedDict, total=False):
-    """What the orchestra sends an agent for one attempt at one task."""
-
-    task: dict[str, Any]
-    agent: dict[str, Any]
-    attempt: int
-    inbox: list[dict[str, Any]]
-    call_key: str
-    """Set by the task graph: the model's answer is saved under this key in the Store
-    (:data:`AGENT_CALLS_NAMESPACE`) and never asked for twice. Without it nothing is saved."""
-
-
-class AgentOutput(TypedDict, total=False):
-    """What an agent returns."""
-
-    report: dict[str, Any]
-
-
-class _AgentState(AgentInput, AgentOutput, total=False):
-    messages: list[AnyMessage]
-    answer: dict[str, Any]
-    usage: dict[str, int]
-    simulated: bool
-    started: float
-    duration_minutes: float
-    verdict: dict[str, Any]
 
 
 ToolsProvider = Callable[[], Sequence[BaseTool]]
@@ -93,16 +65,20 @@ def create_agent(
     seed: int = 0,
     extra_tools: ToolsProvider | None = None,
     policy: AgentPolicy | None = None,
+    models: ChatModels | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """Build the (uncompiled) subgraph of one agent type.
 
     Args:
-        spec: the agent type.
-        model: the chat model; ``None`` simulates the work (seeded, no network).
+        spec: the agent type; with ``spec.graph`` set, that agent adapted to the contract.
+        model: the orchestra's chat model, used unless the type or the instance names its own;
+            ``None`` (and no model named) simulates the work (seeded, no network).
         seed: simulation seed.
         extra_tools: called at each attempt for tools added after the graph was built (for
             example external APIs registered on the facade); they join ``spec.tools``.
         policy: retries and time limit of the LLM step (LangGraph ``RetryPolicy``/``TimeoutPolicy``).
+        models: builds the models types and instances name (``ChatModels(config.llm)``); default
+            one from the default ``llm`` config.
 
     Returns:
         A ``StateGraph`` with input :class:`AgentInput` and output :class:`AgentOutput`.
@@ -112,53 +88,71 @@ def create_agent(
         >>> graph = create_agent(ATLAS, model=None).compile()
     """
 
-    def plan(state: _AgentState) -> dict[str, Any]:
+    if spec.graph is not None:
+        return adapt_agent(spec, policy=policy)
+    named = models or ChatModels()
+    default = named(spec.model) if isinstance(spec.model, str) else spec.model or model
+
+    def plan(state: AgentState) -> dict[str, Any]:
         messages = render_messages(spec, state["agent"], state["task"], state.get("inbox") or [])
         return {"messages": messages, "started": time.time()}
 
     rules = policy or AgentPolicy()
-    structured = _structured(model) if model is not None else None
-    secrets = model_secrets(model)
+    structured: dict[int, Runnable[Any, Any]] = {}  # per model, built once
 
-    async def act(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
-        if model is None:  # simulated work is seeded: running it again gives the same answer
+    async def act(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
+        chosen = named(state["agent"]["model"]) if state["agent"].get("model") else default
+        if chosen is None:  # simulated work is seeded: running it again gives the same answer
             if rules.simulated_seconds:
                 await asyncio.sleep(rules.simulated_seconds)
             return _simulate(state, seed)
-        key, store = state.get("call_key"), runtime.store
-        if key and store is not None:
-            saved = await store.aget(AGENT_CALLS_NAMESPACE, key)
-            if saved is not None:
-                return dict(saved.value)  # answered before a crash: the model is not asked again
-        answer = await _attempt(state, runtime)
-        if key and store is not None:
-            await store.aput(AGENT_CALLS_NAMESPACE, key, answer, index=False)
-        return answer
+        # answered before a crash: the model is not asked again
+        return await answered_once(state, runtime, lambda: _attempt(chosen, state, runtime))
 
-    async def _attempt(state: _AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
-        assert model is not None
+    async def _attempt(chosen: BaseChatModel, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         tools = [*spec.tools, *(extra_tools() if extra_tools else ())]
+        if id(chosen) not in structured:
+            structured[id(chosen)] = _structured(chosen)
         try:
-            return await _call_model(model, structured, tools, state)
+            return await _call_model(chosen, structured[id(chosen)], tools, state)
         except Exception as exc:
-            _redact_exception(exc, secrets)  # LangGraph saves the error's text in the checkpoint
+            _redact_exception(exc, model_secrets(chosen))  # LangGraph saves the error's text in the checkpoint
             delay = retry_after_seconds(exc)
             attempt = runtime.execution_info.node_attempt if runtime.execution_info else rules.max_attempts
             if delay and attempt < rules.max_attempts and is_retryable(exc):
                 await asyncio.sleep(min(delay, rules.max_retry_after))  # the provider asked us to wait
             raise
 
-    builder = StateGraph(_AgentState, input_schema=AgentInput, output_schema=AgentOutput)
+    builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentOutput)
     builder.add_node("plan", inline(plan))
     builder.add_node("act", act, retry_policy=rules.retry_policy(), timeout=rules.timeout_policy())
-    builder.add_node("check", inline(_check))
-    builder.add_node("report", inline(_report))
+    builder.add_node("check", inline(check))
+    builder.add_node("report", inline(report))
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "act")
     builder.add_edge("act", "check")
     builder.add_edge("check", "report")
     builder.add_edge("report", END)
     return builder
+
+
+def compile_agents(
+    specs: Sequence[AgentSpec],
+    *,
+    model: BaseChatModel | None,
+    seed: int = 0,
+    extra_tools: ToolsProvider | None = None,
+    policy: AgentPolicy | None = None,
+    models: ChatModels | None = None,
+) -> dict[str, Any]:
+    """Each agent type's compiled graph, by node name (see :func:`create_agent`)."""
+    named = models or ChatModels()
+    return {
+        spec.name: create_agent(
+            spec, model=model, seed=seed, extra_tools=extra_tools, policy=policy, models=named
+        ).compile(name=spec.name)
+        for spec in specs
+    }
 
 
 def _redact_exception(exc: BaseException, secrets: Sequence[str]) -> None:
@@ -173,7 +167,7 @@ def _redact_exception(exc: BaseException, secrets: Sequence[str]) -> None:
         exc.body = None  # type: ignore[attr-defined]  # the raw body: nothing here needs it
 
 
-def _simulate(state: _AgentState, seed: int) -> dict[str, Any]:
+def _simulate(state: AgentState, seed: int) -> dict[str, Any]:
     outcome = simulate_work(state["task"], state["agent"], attempt=state.get("attempt", 1), seed=seed)
     answer = {"result": outcome.result, "criteria_met": outcome.criteria_met, "confidence": outcome.confidence}
     if not outcome.success:
@@ -194,7 +188,7 @@ def _structured(model: BaseChatModel) -> Runnable[Any, Any]:
 
 
 async def _call_model(
-    model: BaseChatModel, structured: Runnable[Any, Any] | None, tools: Sequence[BaseTool], state: _AgentState
+    model: BaseChatModel, structured: Runnable[Any, Any] | None, tools: Sequence[BaseTool], state: AgentState
 ) -> dict[str, Any]:
     messages: list[AnyMessage] = list(state["messages"])
     usage = {"input_tokens": 0, "output_tokens": 0}
@@ -270,34 +264,3 @@ def _add_usage(usage: dict[str, int], message: object) -> None:
     usage["output_tokens"] += int(meta.get("output_tokens", 0))
 
 
-def _check(state: _AgentState) -> dict[str, Any]:
-    answer = state["answer"]
-    if answer.get("failure"):
-        return {"verdict": {"status": "failed", "error": answer["failure"]}}
-    if not str(answer.get("result", "")).strip():
-        return {"verdict": {"status": "failed", "error": "empty result"}}
-    met = {c.strip().lower() for c in answer.get("criteria_met", [])}
-    unmet = [c for c in state["task"].get("success_criteria") or [] if c.strip().lower() not in met]
-    if unmet:
-        return {"verdict": {"status": "failed", "error": f"success criteria not met: {unmet}", "criteria_unmet": unmet}}
-    return {"verdict": {"status": "completed", "error": None}}
-
-
-def _report(state: _AgentState) -> dict[str, Any]:
-    answer, verdict = state["answer"], state["verdict"]
-    return {
-        "report": {
-            "task_id": state["task"]["id"],
-            "agent_id": state["agent"]["agent_id"],
-            "status": verdict["status"],
-            "error": verdict.get("error"),
-            "result": answer.get("result", ""),
-            "criteria_met": answer.get("criteria_met", []),
-            "criteria_unmet": verdict.get("criteria_unmet", []),
-            "confidence": answer.get("confidence"),
-            "usage": state.get("usage", {}),
-            "simulated": state.get("simulated", False),
-            "duration_minutes": state.get("duration_minutes"),
-            "finished_at": datetime.now(UTC).isoformat(),
-        }
-    }

@@ -9,19 +9,25 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage
 
 from stellar_graph.agents.spec import AgentSpec
-from stellar_graph.prompts import load_prompt
+from stellar_graph.prompts import PromptTemplate, load_prompt
 
 __all__ = ["render_messages", "render_system_prompt", "render_task_message"]
 
 
+def _agent_values(spec: AgentSpec, agent: dict[str, Any]) -> dict[str, str]:
+    return {
+        "agent_id": agent["agent_id"],
+        "agent_name": spec.display_name,
+        "capabilities": _listing(agent.get("capabilities")),
+        "specializations": _listing(agent.get("specializations")),
+    }
+
+
 def render_system_prompt(spec: AgentSpec, agent: dict[str, Any]) -> str:
-    """The system prompt of one agent instance."""
-    return load_prompt(spec.prompt).render(
-        agent_id=agent["agent_id"],
-        agent_name=spec.display_name,
-        capabilities=_listing(agent.get("capabilities")),
-        specializations=_listing(agent.get("specializations")),
-    )
+    """The system prompt of one agent instance (a spec whose prompt is a text template)."""
+    template = spec.template if isinstance(spec.template, PromptTemplate) else load_prompt("agent")
+    values = _agent_values(spec, agent)
+    return template.render(**{k: v for k, v in values.items() if k in template.variables})
 
 
 def render_task_message(task: dict[str, Any], inbox: Sequence[dict[str, Any]] = ()) -> str:
@@ -44,8 +50,20 @@ def render_task_message(task: dict[str, Any], inbox: Sequence[dict[str, Any]] = 
 def render_messages(
     spec: AgentSpec, agent: dict[str, Any], task: dict[str, Any], inbox: Sequence[dict[str, Any]] = ()
 ) -> list[AnyMessage]:
-    """The system and task messages an agent sends to its model."""
-    return [SystemMessage(render_system_prompt(spec, agent)), HumanMessage(render_task_message(task, inbox))]
+    """The system and task messages an agent sends to its model.
+
+    A ``ChatPromptTemplate`` prompt is formatted with the agent's values and ``task`` (the task
+    message); when it does not place ``task`` itself, the task message follows it.
+    """
+    task_message = render_task_message(task, inbox)
+    template = spec.template
+    if template is None or isinstance(template, PromptTemplate):
+        return [SystemMessage(render_system_prompt(spec, agent)), HumanMessage(task_message)]
+    values = {**_agent_values(spec, agent), "task": task_message}
+    messages: list[AnyMessage] = list(template.format_messages(**{k: values[k] for k in template.input_variables}))
+    if "task" not in template.input_variables:
+        messages.append(HumanMessage(task_message))
+    return messages
 
 
 def _listing(skills: object) -> str:

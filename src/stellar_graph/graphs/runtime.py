@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec
+from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.board import utc_now
 from stellar_graph.config import OrchestraConfig
 from stellar_graph.graph import create_orchestra
@@ -38,7 +38,7 @@ async def open_runtime(
     *,
     thread_id: str,
     model: BaseChatModel | None = None,
-    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    agents: Sequence[AgentSpec] | None = None,
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
     checkpointer: BaseCheckpointSaver[Any] | None = None,

@@ -34,11 +34,12 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from stellar_graph._inline import inline
-from stellar_graph.agents.factory import ToolsProvider, create_agent
+from stellar_graph.agents.factory import ToolsProvider, compile_agents
 from stellar_graph.agents.policy import AgentPolicy
-from stellar_graph.agents.spec import REFERENCE_TEAM, AgentSpec, AgentTypeRegistry
+from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import utc_now
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.llm import ChatModels
 from stellar_graph.records import TaskOutcome, TaskRunInput
 from stellar_graph.runtime.outbox import apost
 
@@ -68,7 +69,7 @@ def create_task_graph(
     config: OrchestraConfig | Mapping[str, Any] | str | None = None,
     *,
     model: BaseChatModel | None = None,
-    agents: Sequence[AgentSpec] = REFERENCE_TEAM,
+    agents: Sequence[AgentSpec] | None = None,
     seed: int = 0,
     clock: Callable[[], datetime] = utc_now,
     extra_tools: ToolsProvider | None = None,
@@ -79,7 +80,8 @@ def create_task_graph(
         config: the orchestra config (the agents' retry and timeout come from
             ``emergency_protocols``).
         model: the agents' chat model; ``None`` simulates the work (seeded, no network).
-        agents: the agent types.
+        agents: the agent types (default the reference team), besides those
+            ``config.agent_types`` declares.
         seed: simulation seed.
         clock: stamps ``started_at``/``finished_at`` (the orchestra's time source).
         extra_tools: tools every agent may call besides its spec's (read at each attempt).
@@ -92,7 +94,7 @@ def create_task_graph(
         >>> app = create_task_graph().compile(checkpointer=InMemorySaver())
     """
     cfg = OrchestraConfig.load(config)
-    registry = AgentTypeRegistry(agents)
+    registry = AgentTypeRegistry(agent_specs(cfg.agent_types, agents))
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     names = [spec.name for spec in registry.specs]
 
@@ -127,10 +129,11 @@ def create_task_graph(
 
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
     builder.add_node("begin", inline(begin))
-    for spec in registry.specs:
-        agent = create_agent(spec, model=model, seed=seed, extra_tools=extra_tools, policy=policy)
-        builder.add_node(spec.name, agent.compile(name=spec.name), error_handler=inline(agent_failed))
-        builder.add_edge(spec.name, "finish")
+    compiled = compile_agents(registry.specs, model=model, seed=seed, extra_tools=extra_tools, policy=policy,
+                              models=ChatModels(cfg.llm))
+    for name, agent in compiled.items():
+        builder.add_node(name, agent, error_handler=inline(agent_failed))
+        builder.add_edge(name, "finish")
     builder.add_node("finish", finish)
     builder.add_edge(START, "begin")
     builder.add_conditional_edges("begin", inline(agent_type), names)

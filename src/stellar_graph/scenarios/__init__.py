@@ -3,7 +3,9 @@
 ``load_scenario("vegapunk")`` loads a bundled scenario; any other argument is a file path.
 Relative deadlines (``"+90m"``, ``"+8h"``, ``"+2d"``) are resolved against ``now``. Each entry of
 ``collaborations`` is ``{goal: {...}, agent_ids: [...]}`` plus options (``consensus``,
-``when_full``, ``bid_notes``), as in the graph input ``start_collaborations``.
+``when_full``, ``bid_notes``), as in the graph input ``start_collaborations``. ``agent_types``
+declares the scenario's own agent types (``OrchestraConfig.agent_types``; paths relative to the
+file), which its ``agents`` may then be instances of.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ __all__ = ["Scenario", "bundled_scenarios", "load_scenario"]
 _HERE = Path(__file__).parent
 _RELATIVE = re.compile(r"^\+(?P<n>\d+(?:\.\d+)?)(?P<unit>[mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-_KEYS = {"name", "description", "config", "agents", "tasks", "collaborations"}
+_KEYS = {"name", "description", "config", "agent_types", "agents", "tasks", "collaborations"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def load_scenario(name_or_path: str, *, now: datetime) -> Scenario:
     return Scenario(
         name=str(data.get("name") or path.stem),
         description=str(data.get("description") or ""),
-        config=OrchestraConfig.from_dict(data.get("config") or {}),
+        config=OrchestraConfig.from_file(path),  # its `config` and `agent_types` (paths relative to it)
         agents=agents,
         tasks=tasks,
         collaborations=collaborations,
