@@ -43,8 +43,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def dev_server(jobs: int, *, config: Path | None = None, log: Path | None = None) -> Iterator[str]:
-    """``langgraph dev --n-jobs-per-worker jobs`` on a free port, offline; yields its URL."""
+def dev_server(jobs: int, *, config: Path | None = None, log: Path | None = None, cwd: Path = ROOT) -> Iterator[str]:
+    """``langgraph dev --n-jobs-per-worker jobs`` on a free port, offline, in ``cwd`` (a folder with
+    a ``langgraph.json``; default this repository); yields its URL."""
     port = _free_port()
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true",
            "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
@@ -58,7 +59,7 @@ def dev_server(jobs: int, *, config: Path | None = None, log: Path | None = None
     with tempfile.TemporaryDirectory() as tmp:
         path = log or Path(tmp) / "dev.log"
         with path.open("w") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60

@@ -5,6 +5,8 @@ Two ways to test code that talks to an LLM without a network:
 * :class:`ScriptedChatModel` is a LangChain chat model that replays a fixed script of answers
   (messages, strings, exceptions or callables), records every prompt it receives and can be
   bound to tools or wrapped in ``with_structured_output`` like a real provider model.
+* :func:`check_agent_contract` runs your own agent (a graph, Runnable, ``RemoteGraph``, function
+  or :class:`~stellar_graph.AgentSpec`) once, as the orchestra would, and checks what it returns.
 * :func:`chat_completion`, :func:`structured_completion`, :func:`openai_error` and
   :func:`make_test_chat_openai` build the exact JSON the OpenAI Chat Completions API returns,
   so the real ``ChatOpenAI`` can be driven through ``respx``::
@@ -42,7 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ScriptExhaustedError",
     "ScriptedChatModel",
+    "acheck_agent_contract",
     "chat_completion",
+    "check_agent_contract",
     "make_test_chat_openai",
     "openai_error",
     "run_orchestra",
@@ -606,3 +610,64 @@ async def run_orchestra(
     saver = checkpointer if checkpointer is not None else InMemorySaver()
     async with open_runtime(config, thread_id=thread_id, checkpointer=saver, store=store, **options) as runtime:
         return await runtime.run(payload)
+
+
+_CONTRACT_TASK = {
+    "id": "contract-check",
+    "description": "Say in one sentence what you can do.",
+    "success_criteria": [],
+}
+_REPORT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "status": str, "result": str, "criteria_met": list, "criteria_unmet": list, "usage": dict, "simulated": bool,
+}
+
+
+async def acheck_agent_contract(
+    agent: Any, *, task: dict[str, Any] | None = None, profile: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run ``agent`` once as the orchestra runs an agent type, and check its report.
+
+    Args:
+        agent: an :class:`~stellar_graph.AgentSpec`, or what ``AgentSpec(graph=...)`` takes: a
+            compiled graph, a Runnable, a ``RemoteGraph`` or a function of the agent input.
+        task: the task to give it (a ``Task`` dict; default a one-line task without criteria,
+            needing the type's first capability).
+        profile: the agent instance (an ``AgentProfile`` dict; default one of the spec's type).
+
+    Returns:
+        The report the orchestra would record (``status``, ``result``, ``criteria_met``...).
+
+    Raises:
+        ModelBehaviorError: the agent returned something the contract does not accept (the message
+            lists what it accepts).
+        AssertionError: the report breaks the contract (a wrong status or field type).
+    """
+    from stellar_graph.agents.factory import create_agent
+    from stellar_graph.agents.spec import AgentSpec
+    from stellar_graph.models import AgentProfile, Task
+
+    spec = agent if isinstance(agent, AgentSpec) else AgentSpec(name="agent_under_test", graph=agent)
+    graph = create_agent(spec, model=None).compile(name=spec.name)
+    skill = (spec.capabilities or ("general",))[0]
+    default_task = {**_CONTRACT_TASK, "required_skills": [skill]}
+    checked_task = Task.model_validate(task or default_task).model_dump(mode="json")
+    instance = AgentProfile.model_validate(
+        profile or spec.default_profile(f"{spec.name}-001", capabilities=[skill, *spec.capabilities[1:]])
+    ).model_dump(mode="json")
+    out = await graph.ainvoke({"task": checked_task, "agent": instance, "attempt": 1, "inbox": []})
+    report = out.get("report") if isinstance(out, dict) else None
+    assert isinstance(report, dict), f"the agent graph returned {out!r:.200}, not {{'report': {{...}}}}"
+    for key, kind in _REPORT_TYPES.items():
+        assert isinstance(report.get(key), kind), f"report[{key!r}] = {report.get(key)!r:.100} is not {kind}"
+    assert report["status"] in ("completed", "failed"), f"report['status'] = {report['status']!r}"
+    assert report["task_id"] == checked_task["id"] and report["agent_id"] == instance["agent_id"]
+    return dict(report)
+
+
+def check_agent_contract(
+    agent: Any, *, task: dict[str, Any] | None = None, profile: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """:func:`acheck_agent_contract` for synchronous code (no running event loop)."""
+    import asyncio
+
+    return asyncio.run(acheck_agent_contract(agent, task=task, profile=profile))

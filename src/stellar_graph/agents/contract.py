@@ -19,6 +19,7 @@ criteria against ``criteria_met`` the same way for every agent: a plain string m
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.render import render_task_message
 from stellar_graph.agents.spec import AgentSpec
 from stellar_graph.errors import ModelBehaviorError
+from stellar_graph.models import AgentProfile, Task
 from stellar_graph.records import AGENT_CALLS_NAMESPACE
 
 __all__ = [
@@ -196,6 +198,19 @@ def _usage(messages: list[Any]) -> dict[str, int]:
     return usage
 
 
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The optional fields' defaults as JSON values (what a validated dict holds)."""
+    out = {}
+    for name, field in model.model_fields.items():
+        if not field.is_required():
+            value = field.get_default(call_default_factory=True)
+            out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return out
+
+
+_TASK_DEFAULTS, _PROFILE_DEFAULTS = _defaults(Task), _defaults(AgentProfile)
+
+
 def as_runnable(agent: object, name: str) -> Runnable[Any, Any]:
     """A Runnable for a user's agent: graphs, Runnables and ``RemoteGraph`` as they are, functions
     (sync or async) wrapped, an uncompiled ``StateGraph`` compiled."""
@@ -226,7 +241,10 @@ def adapt_agent(spec: AgentSpec, *, policy: AgentPolicy | None = None) -> StateG
     async def act(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
         async def work() -> dict[str, Any]:
             started = time.time()
-            payload: dict[str, Any] = {k: v for k, v in state.items() if k in ("task", "agent", "attempt", "inbox")}
+            payload: dict[str, Any] = {"attempt": state.get("attempt", 1), "inbox": state.get("inbox") or []}
+            # every documented key present, also for a task or instance sent from outside (/agents/<name>)
+            payload["task"] = {**copy.deepcopy(_TASK_DEFAULTS), **state["task"]}
+            payload["agent"] = {**copy.deepcopy(_PROFILE_DEFAULTS), **state["agent"]}
             payload["messages"] = [HumanMessage(render_task_message(state["task"], state.get("inbox") or []))]
             out = answer_from_output(spec.name, await agent.ainvoke(payload))
             return {**out, "simulated": False, "duration_minutes": round((time.time() - started) / 60, 4)}

@@ -301,7 +301,11 @@ class AgentTypeRegistry:
         """
         spec = self._by_alias.get(agent_type.lower())
         if spec is None:
-            raise UnknownAgentError(agent_type, self.type_names(), kind="agent type")
+            raise UnknownAgentError(
+                agent_type, self.type_names(), kind="agent type",
+                fix="check the spelling, or declare the type: `agent_types:` in the config or scenario file, "
+                "`agents=[AgentSpec(...)]`, or `register_agent_type(AgentSpec(...))` on the orchestra",
+            )
         return spec
 
     def aliases(self) -> set[str]:
