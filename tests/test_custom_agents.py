@@ -31,7 +31,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from stellar_graph import AgentSpec, ConfigurationError, OrchestraConfig, StellarOrchestra
-from stellar_graph.errors import ModelBehaviorError
+from stellar_graph.errors import ModelBehaviorError, UnknownAgentError
 from stellar_graph.testing import acheck_agent_contract, check_agent_contract, structured_completion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -102,7 +102,7 @@ async def test_an_agent_type_added_at_run_time_takes_tasks_at_once(tmp_path: Pat
     config = {"persistence": {"data_dir": str(tmp_path)}}
     async with StellarOrchestra(config, thread_id="late") as orchestra:
         await orchestra.register_agent({"agent_id": "atlas-001", "agent_type": "atlas", "capabilities": ["ethics"]})
-        with pytest.raises(Exception, match="CartographerAgent"):  # not a type yet: refused, nothing lost
+        with pytest.raises(UnknownAgentError, match="Unknown agent type 'CartographerAgent'.*register_agent_type"):
             await orchestra.register_agent({"agent_id": "carto-1", "agent_type": "CartographerAgent", "capabilities": ["mapping"]})
         spec = orchestra.register_agent_type(AgentSpec(
             name="cartographer", capabilities=("mapping",), graph=lambda i: {"result": f"map of {i['task']['id']}", "criteria_met": []},
@@ -350,3 +350,20 @@ def test_a_bad_agent_type_declaration_names_the_field_and_the_fix(
     path.write_text(yaml.safe_dump({"agent_types": [declared]}), encoding="utf-8")
     with pytest.raises(ConfigurationError, match=message):
         StellarOrchestra(OrchestraConfig.load(path))
+
+
+def test_a_declared_type_brings_its_tools_and_model(tmp_path: Path) -> None:
+    (tmp_path / "map_tools.py").write_text(
+        "from langchain_core.tools import tool\n\n\n@tool\ndef elevation(place: str) -> float:\n"
+        '    """Height of a place in metres."""\n    return 42.0\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "team.toml").write_text(
+        '[[agent_types]]\nname = "cartographer"\ncapabilities = ["mapping"]\nmodel = "gpt-4o-mini"\n'
+        'tools = ["map_tools:elevation"]\n',
+        encoding="utf-8",
+    )
+    orchestra = StellarOrchestra(OrchestraConfig.load(tmp_path / "team.toml"))
+    spec = orchestra.agent_types.resolve("cartographer")
+    assert [t.name for t in spec.tools] == ["elevation"] and spec.model == "gpt-4o-mini"
+    assert spec.tools[0].invoke({"place": "ridge"}) == 42.0

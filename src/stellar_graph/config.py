@@ -205,6 +205,8 @@ class AgentTypeConfig(_Section):
     specializations: list[str] = Field(default_factory=list)
     model: str | None = None
     """This type's chat model (``gpt-4o-mini``), built like ``llm.model``; default ``llm.model``."""
+    tools: list[str] = Field(default_factory=list)
+    """LangChain tools the agent may call, each ``module:attribute`` (or ``file.py:attribute``)."""
     graph: str | None = None
     """Bring your own agent: ``module:attribute`` or ``path/to/file.py:attribute`` naming a
     compiled graph, a Runnable, a ``RemoteGraph`` or a callable that satisfies the agent

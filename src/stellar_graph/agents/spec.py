@@ -266,6 +266,7 @@ def spec_from_config(declared: AgentTypeConfig) -> AgentSpec:
         specializations=tuple(declared.specializations),
         description=declared.description,
         model=declared.model,
+        tools=tuple(load_object(ref, declared.base_dir) for ref in declared.tools),
         graph=load_object(declared.graph, declared.base_dir) if declared.graph else None,
         base_dir=declared.base_dir,
     )
