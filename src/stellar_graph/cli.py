@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from stellar_graph._files import write_text_atomic
 from stellar_graph.collaboration.report import (
     collaboration_progress_line,
     collaboration_summary,
@@ -40,6 +42,9 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``stellar-graph``; returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal (C locale) shows '?', never a crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -51,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except StellarGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    write_text_atomic(path, json.dumps(report, indent=2, default=str))
     print(f"report: {path}")
     return 0
 
@@ -234,10 +238,7 @@ def _unfinished(marker: Path) -> str | None:
 
 
 def _mark(marker: Path, thread: str, *, finished: bool) -> None:
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"thread": thread, "finished": finished}), encoding="utf-8")
-    tmp.replace(marker)
+    write_text_atomic(marker, json.dumps({"thread": thread, "finished": finished}))
 
 
 def _progress_line(event: dict[str, Any]) -> str:

@@ -25,7 +25,9 @@ the expected share of tasks lost to choosing a worse agent than the best at that
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import html
 import json
 import re
 import time
@@ -40,7 +42,9 @@ import yaml
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from pydantic import TypeAdapter, ValidationError
 
+from stellar_graph._files import write_text_atomic
 from stellar_graph.agents.factory import AgentAnswer
 from stellar_graph.errors import ConfigurationError
 from stellar_graph.graph import create_orchestra
@@ -109,7 +113,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     """
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} and path.exists():
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     else:
         bundled = resources.files("stellar_graph.scenarios") / "simulate" / f"{name_or_path}.yaml"
         if not bundled.is_file():
@@ -119,17 +123,31 @@ def load_scenario(name_or_path: str) -> Scenario:
                 field="scenario",
                 value=name_or_path,
             )
-        text = bundled.read_text()
+        text = bundled.read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
-    try:
-        scenario = Scenario(**dict(data))
-    except TypeError as exc:
+    if not isinstance(data, dict):
         raise ConfigurationError(
-            f"simulation scenario {name_or_path!r} is invalid ({exc}). Fix: use the fields of "
-            "stellar_graph.simulator.Scenario.",
-            field="scenario",
-            value=name_or_path,
-        ) from exc
+            f"simulation scenario {name_or_path!r} must be a mapping of fields, got {type(data).__name__}. "
+            "Fix: use the fields of stellar_graph.simulator.Scenario (name, agents, low, high, ...).",
+            field="scenario", value=name_or_path,
+        )
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Scenario)})
+    if unknown:
+        raise ConfigurationError(
+            f"simulation scenario {name_or_path!r}: unknown field(s) {unknown}. Fix: use the fields of "
+            f"stellar_graph.simulator.Scenario {[f.name for f in dataclasses.fields(Scenario)]}.",
+            field=unknown[0], value=data[unknown[0]],
+        )
+    try:
+        scenario = TypeAdapter(Scenario).validate_python(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigurationError(
+            f"simulation scenario {name_or_path!r}: `{where}` = {err.get('input')!r} is invalid ({err['msg']}). "
+            f"Fix: give `{where}` a value of type {Scenario.__annotations__.get(where, 'see Scenario')}.",
+            field=where, value=err.get("input"),
+        ) from None
     if scenario.agents < 2 or scenario.batch < 1 or not 0 <= scenario.low <= scenario.high <= 1:
         raise ConfigurationError(
             f"simulation scenario {scenario.name!r}: need agents >= 2, batch >= 1 and 0 <= low <= high <= 1.",
@@ -352,18 +370,20 @@ def write_report(runs: Sequence[StrategyRun], scenario: Scenario, out_dir: Path,
         f"```\n{table}\n```\n\n![learning curve](learning_curve.png)\n\n![utilisation](utilisation.png)\n"
     )
     md_path = out_dir / "report.md"
-    md_path.write_text(md)
+    write_text_atomic(md_path, md)
+    esc = html.escape  # scenario names and descriptions come from users' files
     html_rows = "".join(
-        "<tr>" + "".join(f"<td>{v if not isinstance(v, float) else f'{v:.3f}'}</td>" for v in r.values()) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{esc(str(v)) if not isinstance(v, float) else f'{v:.3f}'}</td>" for v in r.values()) + "</tr>"
+        for r in rows
     )
-    html = (
-        f"<!doctype html><meta charset='utf-8'><title>Simulation: {scenario.name}</title>"
-        f"<h1>Simulation: {scenario.name}</h1><p>{scenario.description}</p>"
+    page = (
+        f"<!doctype html><meta charset='utf-8'><title>Simulation: {esc(scenario.name)}</title>"
+        f"<h1>Simulation: {esc(scenario.name)}</h1><p>{esc(scenario.description)}</p>"
         f"<p>{tasks} tasks per run, batches of {scenario.batch}, seeds {seeds}. % lost = pseudo-regret vs the oracle.</p>"
-        f"<table border=1><tr>{''.join(f'<th>{k}</th>' for k in rows[0])}</tr>{html_rows}</table>"
+        f"<table border=1><tr>{''.join(f'<th>{esc(str(k))}</th>' for k in rows[0])}</tr>{html_rows}</table>"
         "<img src='learning_curve.png'><img src='utilisation.png'>"
     )
     html_path = out_dir / "report.html"
-    html_path.write_text(html)
-    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(html_path, page)
+    write_text_atomic(out_dir / "summary.json", json.dumps(rows, indent=2))
     return {"learning_curve": curve_png, "utilisation": util_png, "markdown": md_path, "html": html_path}
