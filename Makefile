@@ -10,7 +10,7 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,postgres,serve,studio,ops,bench,sim]"
+	$(BIN)/python -m pip install -q -e ".[test,openai,postgres,serve,studio,ops,bench,sim]"
 	# schemathesis in an environment of its own: it needs jsonschema-rs >= 0.45, langgraph-api < 0.45
 	$(PYTHON) -m venv $(VENV)/tools/schemathesis
 	$(VENV)/tools/schemathesis/bin/python -m pip install -q "schemathesis==4.32.5"

@@ -62,3 +62,12 @@ def test_run_writes_its_json_report_under_a_c_locale(tmp_path: Path) -> None:
     tasks = json.loads(report.read_text(encoding="utf-8"))["tasks"]
     assert {t["status"] for t in tasks.values()} <= {"completed", "refused", "failed", "degraded"}
     assert not list(report.parent.glob(".*.tmp"))
+
+
+def test_a_configured_model_without_the_openai_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stellar_graph import ConfigurationError, StellarOrchestra
+
+    monkeypatch.setitem(sys.modules, "langchain_openai", None)  # as if the extra were not installed
+    StellarOrchestra({"persistence": {"backend": "memory"}})  # simulated: the extra is not needed
+    with pytest.raises(ConfigurationError, match=r"pip install 'stellar-graph\[openai\]'"):
+        StellarOrchestra({"persistence": {"backend": "memory"}, "llm": {"model": "gpt-4o-mini"}})

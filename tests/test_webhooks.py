@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
+import random
 import socket
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
 from stellar_graph import ConfigurationError, OrchestraConfig, StellarOrchestra
@@ -21,7 +24,8 @@ from stellar_graph.integrations import DeliveryPolicy, IntegrationsMixin, Webhoo
 from stellar_graph.integrations._urls import redact_url
 from stellar_graph.integrations.webhooks import build_routes, sign_payload, verify_signature
 
-SECRET = "whsec-test-5f1c"
+SECRET = "whsec_" + base64.b64encode(b"stellar-graph-test-secret-32-byte").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"the-secret-being-rotated-out-now!").decode()
 FAST = DeliveryPolicy(timeout_seconds=5, max_attempts=3, backoff_seconds=0.01)
 EVENT = {"type": "task_completed", "task_id": "t1", "agent_id": "atlas-001", "error": None}
 
@@ -66,11 +70,20 @@ class Facade(IntegrationsMixin):
 Orchestra = StellarOrchestra  # the facade includes IntegrationsMixin
 
 
-def independent_signature(body: bytes, timestamp: str) -> str:
-    return (
-        "sha256="
-        + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    )
+def independent_signature(body: bytes, delivery_id: str, timestamp: str, secret: str = SECRET) -> str:
+    """The Standard Webhooks v1 signature, computed here by hand from the spec."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{delivery_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def receiver_verifies(request: Request, secret: str = SECRET) -> bool:
+    """What a receiver does with the `standardwebhooks` library."""
+    try:
+        Webhook(secret).verify(request.get_data(), dict(request.headers), json_parse=False)
+    except Exception:
+        return False
+    return True
 
 
 @pytest.mark.slow
@@ -78,10 +91,7 @@ async def test_signed_delivery_verifies_at_the_receiver(
     httpserver: HTTPServer, secret: str
 ) -> None:
     def receiver(request: Request) -> Response:
-        body, ts = request.get_data(), request.headers["X-Stellar-Timestamp"]
-        ok = hmac.compare_digest(
-            request.headers.get("X-Stellar-Signature", ""), independent_signature(body, ts)
-        )
+        ok = receiver_verifies(request)
         return Response("ok" if ok else "bad signature", status=200 if ok else 401)
 
     httpserver.expect_request("/tasks", method="POST").respond_with_handler(receiver)
@@ -108,18 +118,20 @@ async def test_signed_delivery_verifies_at_the_receiver(
     envelope = json.loads(request.get_data())
     assert envelope["type"] == "task_completed" and envelope["data"] == EVENT
     assert request.headers["X-Stellar-Event"] == "task_completed"
-    assert request.headers["X-Stellar-Delivery"] == envelope["id"]
+    assert request.headers["webhook-id"] == envelope["id"]
     assert request.headers["Content-Type"] == "application/json"
-    body, ts, sig = (
-        request.get_data(),
-        request.headers["X-Stellar-Timestamp"],
-        request.headers["X-Stellar-Signature"],
-    )
-    assert verify_signature(SECRET, body, ts, sig)
-    assert not verify_signature("other-secret", body, ts, sig)
-    assert not verify_signature(SECRET, body.replace(b"t1", b"t2"), ts, sig)
-    assert not verify_signature(SECRET, body, str(int(ts) + 1), sig)  # the timestamp is signed
-    assert not verify_signature(SECRET, body, ts, sig, now=int(ts) + 301)  # stale
+    body, headers = request.get_data(), dict(request.headers)
+    ts = headers["Webhook-Timestamp"]
+    assert headers["Webhook-Signature"] == independent_signature(body, envelope["id"], ts)
+    assert verify_signature(SECRET, body, headers)
+    assert not verify_signature(OLD_SECRET, body, headers)
+    assert not verify_signature(SECRET, body.replace(b"t1", b"t2"), headers)
+    assert not verify_signature(SECRET, body, {**headers, "Webhook-Timestamp": str(int(ts) + 1)})  # signed
+    stale = int(ts) - 301
+    assert not verify_signature(SECRET, body, {
+        **headers, "Webhook-Timestamp": str(stale),
+        "Webhook-Signature": independent_signature(body, envelope["id"], str(stale)),
+    })  # a correct signature, but older than the receiver's 5-minute tolerance
     await facade.aclose_integrations()
 
 
@@ -145,13 +157,8 @@ async def test_a_500_is_retried_with_the_same_delivery(httpserver: HTTPServer, s
     assert [resp.status_code for _, resp in httpserver.log] == [500, 200]
     first, second = (req for req, _ in httpserver.log)
     assert first.get_data() == second.get_data()
-    assert first.headers["X-Stellar-Delivery"] == second.headers["X-Stellar-Delivery"]
-    assert verify_signature(
-        SECRET,
-        second.get_data(),
-        second.headers["X-Stellar-Timestamp"],
-        second.headers["X-Stellar-Signature"],
-    )
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert receiver_verifies(second)
     await facade.aclose_integrations()
 
 
@@ -167,8 +174,8 @@ async def test_retries_are_bounded_and_4xx_is_not_retried(
         sleeps.append(seconds)
 
     policy = DeliveryPolicy(
-        timeout_seconds=5, max_attempts=4, backoff_seconds=0.5, max_backoff_seconds=1.5
-    )
+        timeout_seconds=5, max_attempts=4, backoff_seconds=0.5, max_backoff_seconds=1.5, jitter=0
+    )  # no jitter: the schedule itself (jitter: test_backoff_has_jitter_and_retry_after_wins)
     routes = build_routes(
         {"task_failed": httpserver.url_for("/down"), "task_completed": httpserver.url_for("/gone")},
         allow_private=True,
@@ -272,8 +279,8 @@ async def test_a_real_run_posts_its_task_outcome(
     envelope = json.loads(request.get_data())
     assert envelope["type"] == f"task_{execution['status']}"
     assert envelope["data"]["task_id"] == "t1" and envelope["data"]["agent_id"] == "atlas-001"
-    assert request.headers["X-Stellar-Signature"] == independent_signature(
-        request.get_data(), request.headers["X-Stellar-Timestamp"]
+    assert request.headers["webhook-signature"] == independent_signature(
+        request.get_data(), request.headers["webhook-id"], request.headers["webhook-timestamp"]
     )
 
 
@@ -387,7 +394,7 @@ async def test_unsigned_mode_and_per_event_routes(
     assert await dispatcher.drain(10)
     ((request, _),) = httpserver.log
     assert (
-        "X-Stellar-Signature" not in request.headers
+        "webhook-signature" not in request.headers
         and request.headers["X-Stellar-Event"] == "task_allocated"
     )
     await facade.aclose_integrations()
@@ -419,7 +426,57 @@ def test_handling_outside_an_event_loop_drops_instead_of_raising(secret: str) ->
     assert dispatcher.stats.dropped == 1
 
 
-def test_signature_helper_matches_the_documented_scheme() -> None:
-    body, ts = b'{"a":1}', str(int(time.time()))
-    assert sign_payload(SECRET, body, ts) == independent_signature(body, ts)
-    assert not verify_signature(SECRET, body, "not-a-number", sign_payload(SECRET, body, ts))
+def test_signature_helper_matches_the_standard_webhooks_spec() -> None:
+    body, ts = b'{"a":1}', int(time.time())
+    assert sign_payload(SECRET, "msg_1", ts, body) == independent_signature(body, "msg_1", str(ts))
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": "not-a-number",
+               "webhook-signature": sign_payload(SECRET, "msg_1", ts, body)}
+    assert not verify_signature(SECRET, body, headers)
+
+
+def test_a_plain_secret_is_used_as_its_bytes_and_a_bad_whsec_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    body, ts = b"{}", int(time.time())
+    signature = sign_payload("plain-shared-secret", "msg_2", ts, body)
+    headers = {"webhook-id": "msg_2", "webhook-timestamp": str(ts), "webhook-signature": signature}
+    Webhook(b"plain-shared-secret").verify(body, headers, json_parse=False)  # what the docs tell receivers
+    monkeypatch.setenv("STELLAR_GRAPH_WEBHOOK_SECRET", "whsec_not base64!")
+    with pytest.raises(ConfigurationError, match="must continue in base64.*Fix: python -c"):
+        WebhookDispatcher({"*": ("https://hooks.example.com/x",)})
+
+
+@pytest.mark.slow
+async def test_rotating_secrets_both_receivers_verify(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STELLAR_GRAPH_WEBHOOK_SECRET", f"{SECRET} {OLD_SECRET}")  # new first, old until receivers move
+    httpserver.expect_request("/tasks").respond_with_data("ok")
+    dispatcher = WebhookDispatcher({"task_completed": (httpserver.url_for("/tasks"),)}, policy=FAST)
+    dispatcher.handle(EVENT)
+    assert await dispatcher.drain(10)
+    ((request, _),) = httpserver.log
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert receiver_verifies(request, SECRET) and receiver_verifies(request, OLD_SECRET)
+    assert not receiver_verifies(request, "whsec_" + base64.b64encode(b"someone-else-entirely-123").decode())
+    await dispatcher.aclose()
+
+
+def test_backoff_has_jitter_and_retry_after_wins() -> None:
+    policy = DeliveryPolicy(backoff_seconds=1.0, max_backoff_seconds=30.0, jitter=0.5)
+    rng = random.Random(7)
+    waits = [policy.backoff(3, draw=rng.random()) for _ in range(200)]
+    assert 2.0 <= min(waits) < 2.2 and 3.8 < max(waits) <= 4.0  # 4 s, jittered down to half at most
+    assert len({round(w, 6) for w in waits}) > 150  # spread out, so failed receivers are not hit together
+    assert policy.backoff(3, retry_after=7.0, draw=0.9) == 7.0  # the receiver's wish, not jittered
+    assert policy.backoff(3, retry_after=99.0) == 30.0  # capped
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("12", 12.0), ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+    ("soon", None), ("", None), ("-3", None),
+])
+def test_retry_after_in_seconds_or_as_an_http_date(header: str, seconds: float | None) -> None:
+    import httpx
+
+    from stellar_graph.integrations.webhooks import _retry_after
+
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    response = httpx.Response(503, headers={"Retry-After": header} if header else {})
+    assert _retry_after(response, now=now) == seconds

@@ -14,6 +14,7 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 
 from stellar_graph.config import LLMConfig
+from stellar_graph.errors import ConfigurationError
 
 __all__ = ["MODEL_ENV", "ChatModels", "make_chat_model", "model_secrets"]
 
@@ -31,7 +32,7 @@ def make_chat_model(config: LLMConfig, **overrides: Any) -> BaseChatModel | None
     name = overrides.pop("model", None) or config.model or os.environ.get(MODEL_ENV)
     if not name:
         return None
-    from langchain_openai import ChatOpenAI  # imported lazily: simulated runs never need it
+    ChatOpenAI = chat_openai_class()
 
     timeout = httpx.Timeout(config.timeout_seconds)
     kwargs: dict[str, Any] = {
@@ -47,7 +48,26 @@ def make_chat_model(config: LLMConfig, **overrides: Any) -> BaseChatModel | None
     if config.base_url:
         kwargs["base_url"] = config.base_url
     kwargs.update(overrides)
-    return ChatOpenAI(**kwargs)
+    model: BaseChatModel = ChatOpenAI(**kwargs)
+    return model
+
+
+def chat_openai_class() -> Any:
+    """``langchain_openai.ChatOpenAI``, imported when a model is configured (simulated runs never
+    need it).
+
+    Raises:
+        ConfigurationError: the ``openai`` extra is not installed; the message says how to install it.
+    """
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"A chat model is configured but {exc.name!r} is not installed. Fix: pip install "
+            "'stellar-graph[openai]', or unset the model (llm.model, STELLAR_GRAPH_MODEL) to simulate the agents.",
+            field="llm.model",
+        ) from None
+    return ChatOpenAI
 
 
 def model_secrets(model: Any) -> list[str]:

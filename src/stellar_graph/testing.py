@@ -484,7 +484,10 @@ def make_test_chat_openai(
     Returns:
         A ``ChatOpenAI`` instance with a fake API key.
     """
-    from langchain_openai import ChatOpenAI  # heavy import; only tests that need it pay for it
+    from stellar_graph.llm import (
+        chat_openai_class,  # the `openai` extra; only tests that need it pay for it
+    )
+
 
     params: dict[str, Any] = {
         "model": model,
@@ -498,7 +501,7 @@ def make_test_chat_openai(
         params["http_client"] = httpx.Client()
     if "http_async_client" not in params:
         params["http_async_client"] = httpx.AsyncClient()
-    return ChatOpenAI(**params)
+    return chat_openai_class()(**params)  # type: ignore[no-any-return]
 
 
 def _to_message(step: object) -> AIMessage:

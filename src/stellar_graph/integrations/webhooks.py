@@ -1,35 +1,48 @@
 """Signed webhook delivery: JSON events POSTed in the background, with timeouts and retries.
 
-Every delivery is a JSON envelope ``{"id", "type", "created_at", "data"}`` signed with
-HMAC-SHA256. Receivers check it with :func:`verify_signature`::
+Every delivery is a JSON envelope ``{"id", "type", "created_at", "data"}`` signed as the
+`Standard Webhooks <https://www.standardwebhooks.com>`_ specification says, so a receiver verifies
+it with the ``standardwebhooks`` library (or any implementation of the spec)::
 
-    X-Stellar-Timestamp: 1764158400
-    X-Stellar-Signature: sha256=<hex of HMAC(secret, b"1764158400." + raw_body)>
+    webhook-id: 3f0c9a...                 (the event's idempotency key: the same on every retry)
+    webhook-timestamp: 1764158400         (Unix seconds of this attempt)
+    webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> [v1,<...> ...]
+    X-Stellar-Event: task_completed
 
-The timestamp is inside the signed bytes so a captured request cannot be replayed later with a
-fresh timestamp. A retry keeps the delivery id (``X-Stellar-Delivery``, for idempotent
-receivers) and is signed again with the time of that attempt.
+    from standardwebhooks import Webhook
+    Webhook(secret).verify(request_body, request_headers)   # raises unless valid and fresh
+
+The secret variable (``STELLAR_GRAPH_WEBHOOK_SECRET``) holds one secret, or several separated by
+spaces while rotating: each delivery carries one signature per secret, so receivers holding the
+old or the new one both verify it. A secret is ``whsec_`` + base64 (the spec's form, decoded); any
+other string is used as its UTF-8 bytes (give the receiver ``Webhook(secret.encode())``).
 
 Delivery never blocks the caller: :meth:`WebhookDispatcher.handle` schedules a task and returns.
-Failures are logged and counted (:attr:`WebhookDispatcher.stats`), never raised.
+Retries wait with exponential backoff and jitter, or as long as a receiver's ``Retry-After`` (in
+seconds or an HTTP date) asks, up to ``max_backoff_seconds``. Failures are logged and counted
+(:attr:`WebhookDispatcher.stats`), never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import base64
+import binascii
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from stellar_graph.errors import ConfigurationError
 from stellar_graph.events import EVENT_TYPES
@@ -61,10 +74,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SECRET_ENV = "STELLAR_GRAPH_WEBHOOK_SECRET"
-SIGNATURE_HEADER = "X-Stellar-Signature"
-TIMESTAMP_HEADER = "X-Stellar-Timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+TIMESTAMP_HEADER = "webhook-timestamp"
+DELIVERY_HEADER = "webhook-id"
 EVENT_HEADER = "X-Stellar-Event"
-DELIVERY_HEADER = "X-Stellar-Delivery"
 
 WEBHOOK_TOPICS: Mapping[str, tuple[str, ...]] = {
     "task_completion": ("task_completed", "task_failed"),
@@ -84,12 +97,15 @@ class DeliveryPolicy:
         max_attempts: attempts in all (1 = no retry).
         backoff_seconds: wait before the first retry; doubles after each retry.
         max_backoff_seconds: cap of one wait (also caps a receiver's ``Retry-After``).
+        jitter: the share of each backoff drawn at random (``0.5``: between half and all of it),
+            so receivers that failed together are not retried together.
     """
 
     timeout_seconds: float = 5.0
     max_attempts: int = 4
     backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
+    jitter: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.timeout_seconds > 0:
@@ -111,10 +127,18 @@ class DeliveryPolicy:
                 value=self.backoff_seconds,
             )
 
-    def backoff(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
-        wait = self.backoff_seconds * 2 ** (retry - 1) if retry_after is None else retry_after
-        return min(max(wait, 0.0), self.max_backoff_seconds)
+        if not 0 <= self.jitter <= 1:
+            raise ConfigurationError(
+                f"`jitter` = {self.jitter!r} must be between 0 and 1.", field="jitter", value=self.jitter
+            )
+
+    def backoff(self, retry: int, retry_after: float | None = None, *, draw: float = 1.0) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based): exponential with ``jitter``
+        (``draw`` in [0, 1) picks where in the jittered range), or exactly ``retry_after``."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_backoff_seconds)
+        wait = min(self.backoff_seconds * 2.0 ** (retry - 1), self.max_backoff_seconds)
+        return float(wait * (1 - self.jitter * draw))
 
 
 @dataclass
@@ -134,43 +158,45 @@ class DeliveryStats:
     dropped: int = 0
 
 
-def sign_payload(secret: str | bytes, body: bytes, timestamp: str) -> str:
-    """The ``X-Stellar-Signature`` value: ``sha256=`` + HMAC-SHA256 of ``timestamp.body``."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+def webhook_keys(value: str) -> list[Webhook]:
+    """The signers for a secret variable's value: one per space-separated secret (rotation).
 
-
-def verify_signature(
-    secret: str | bytes,
-    body: bytes,
-    timestamp: str,
-    signature: str,
-    *,
-    tolerance_seconds: float | None = 300,
-    now: float | None = None,
-) -> bool:
-    """Check a delivery's signature (for receivers), in constant time.
-
-    Args:
-        secret: the shared secret.
-        body: the raw request body, exactly as received.
-        timestamp: the ``X-Stellar-Timestamp`` header.
-        signature: the ``X-Stellar-Signature`` header.
-        tolerance_seconds: reject timestamps further than this from ``now`` (``None``: no check).
-        now: the current Unix time (default ``time.time()``).
-
-    Returns:
-        True when the signature matches and the timestamp is fresh.
+    Raises:
+        ConfigurationError: a ``whsec_`` secret that is not base64.
     """
-    if tolerance_seconds is not None:
-        try:
-            age = abs((time.time() if now is None else now) - int(timestamp))
-        except ValueError:
-            return False
-        if age > tolerance_seconds:
-            return False
-    return hmac.compare_digest(sign_payload(secret, body, timestamp), signature)
+    keys = []
+    for secret in value.split():
+        if secret.startswith("whsec_"):
+            try:
+                base64.b64decode(secret.removeprefix("whsec_") + "==", validate=True)
+            except binascii.Error:
+                raise ConfigurationError(
+                    "A webhook secret starting with 'whsec_' must continue in base64 (Standard Webhooks). "
+                    "Fix: python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\"",
+                    field="webhook secret",
+                ) from None
+            keys.append(Webhook(secret))
+        else:
+            keys.append(Webhook(secret.encode()))
+    return keys
+
+
+def sign_payload(secret: str, delivery_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: a ``v1,<base64>`` signature per secret in ``secret``."""
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    text = body.decode()
+    return " ".join(key.sign(delivery_id, when, text) for key in webhook_keys(secret))
+
+
+def verify_signature(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    """Check a delivery as a receiver does, with ``standardwebhooks`` (constant time, 5-minute
+    timestamp tolerance). ``secret`` is one secret, in the same form as the sender's."""
+    (key,) = webhook_keys(secret)
+    try:
+        key.verify(body, dict(headers), json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def encode_event(event: Mapping[str, Any], *, delivery_id: str | None = None) -> tuple[str, bytes]:
@@ -258,7 +284,11 @@ class WebhookDispatcher:
         max_pending: int = 1000,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
+        self._random = (rng or random.Random()).random
+        if secret_env is not None and os.environ.get(secret_env, "").strip():
+            webhook_keys(os.environ[secret_env])  # a malformed secret fails here, not at every delivery
         self.routes: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in (routes or {}).items()}
         self.secret_env = secret_env
         self.policy = policy or DeliveryPolicy()
@@ -375,7 +405,7 @@ class WebhookDispatcher:
                 )
                 return False
             self.stats.retried += 1
-            wait = self.policy.backoff(attempt, retry_after)
+            wait = self.policy.backoff(attempt, retry_after, draw=self._random())
             logger.debug(
                 "webhook %s to %s: %s, retry %d in %.2fs", event_type, where, reason, attempt, wait
             )
@@ -383,18 +413,18 @@ class WebhookDispatcher:
         return False  # not reached: the last attempt returns above
 
     def _headers(self, event_type: str, delivery_id: str, body: bytes) -> dict[str, str] | None:
-        timestamp = str(int(time.time()))
+        timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
             EVENT_HEADER: event_type,
             DELIVERY_HEADER: delivery_id,
-            TIMESTAMP_HEADER: timestamp,
+            TIMESTAMP_HEADER: str(timestamp),
         }
         if self.secret_env is not None:
-            secret = os.environ.get(self.secret_env)
-            if not secret:
+            secret = os.environ.get(self.secret_env, "")
+            if not secret.strip():
                 return None
-            headers[SIGNATURE_HEADER] = sign_payload(secret, body, timestamp)
+            headers[SIGNATURE_HEADER] = sign_payload(secret, delivery_id, timestamp, body)
         return headers
 
     async def _attempt(
@@ -424,6 +454,15 @@ class WebhookDispatcher:
         return False, f"HTTP {status} (not retried{note})", None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+def _retry_after(response: httpx.Response, now: float | None = None) -> float | None:
+    """A receiver's ``Retry-After``: delay-seconds or an HTTP date (RFC 9110); ``None`` if absent or bad."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None  # an HTTP date is always GMT; anything else is not one
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
