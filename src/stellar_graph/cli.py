@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "config":
+        return _config_show(args)
     try:
         report, path = asyncio.run(_run(args, sys.stdout))
     except StellarGraphError as exc:
@@ -102,7 +104,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--thread", default=None, help="thread of requests without an X-Thread-Id header")
     serve.add_argument("--model", default=None, help=f"chat model for real LLM agents (or set {MODEL_ENV})")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    config = sub.add_parser("config", help="show the effective config (file, environment, defaults)")
+    config.add_argument("action", choices=["show"], help="show: print the effective config as JSON")
+    config.add_argument("--config", default=None, help="a YAML/TOML config or scenario file")
     return parser
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    """``stellar-graph config show``: the config a run would use, and the keys the environment set."""
+    from stellar_graph.config import environment_layer
+
+    try:
+        config = OrchestraConfig.load(args.config)
+        from_env = sorted(_dotted(environment_layer()))
+    except StellarGraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(f"set by the environment: {', '.join(from_env) or 'nothing'}", file=sys.stderr)
+    return 0
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            keys += _dotted(value, f"{prefix}{key}.")
+        else:
+            keys.append(prefix + key)
+    return keys
 
 
 def _simulate(args: argparse.Namespace) -> int:

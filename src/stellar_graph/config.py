@@ -3,6 +3,15 @@
 Load it from Python (keyword arguments or a dict) or from a YAML or TOML file. Unknown keys and bad
 values fail at once with the dotted key path, the bad value and the allowed values.
 
+Every key can also come from the environment (pydantic-settings): ``STELLAR_GRAPH_<SECTION>__<KEY>``
+(``STELLAR_GRAPH_TASK_ALLOCATION__STRATEGY=optimal``; a whole section or list as JSON), read from
+the process environment, a ``.env`` file in the working directory and, when
+``STELLAR_GRAPH_SECRETS_DIR`` names one, a secrets directory (one file per top-level key, named
+like the variable, holding JSON). The shorthands ``STELLAR_GRAPH_MODEL``, ``STELLAR_GRAPH_DATA_DIR``
+and ``STELLAR_GRAPH_DATABASE_URL`` set ``llm.model``, ``persistence.data_dir`` and
+``persistence.database_url``. One precedence everywhere: arguments (a dict or keywords passed in
+Python, command-line options) > environment > file > defaults.
+
 Example:
     >>> cfg = OrchestraConfig.from_dict({"task_allocation": {"strategy": "optimal"}})
     >>> cfg.collaboration.negotiation_rounds_limit
@@ -11,20 +20,23 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stellar_graph.errors import ConfigurationError
 from stellar_graph.models import FACTORS, check_amounts
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "ENV_PREFIX",
     "AgentTypeConfig",
     "CollaborationConfig",
     "EmergencyProtocolsConfig",
@@ -35,7 +47,17 @@ __all__ = [
     "OrchestraConfig",
     "PersistenceConfig",
     "TaskAllocationConfig",
+    "environment_layer",
 ]
+
+ENV_PREFIX = "STELLAR_GRAPH_"
+SECRETS_DIR_ENV = "STELLAR_GRAPH_SECRETS_DIR"
+ENV_SHORTHANDS: Mapping[str, tuple[str, str]] = {
+    "STELLAR_GRAPH_MODEL": ("llm", "model"),
+    "STELLAR_GRAPH_DATA_DIR": ("persistence", "data_dir"),
+    "STELLAR_GRAPH_DATABASE_URL": ("persistence", "database_url"),
+}
+"""Older single variables, kept: each sets one key unless its ``<SECTION>__<KEY>`` form is set too."""
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "skills": 0.40,
@@ -233,7 +255,8 @@ class OrchestraConfig(_Section):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, **overrides: Any) -> OrchestraConfig:
-        """Build a config from a (partial) dict; missing keys keep their defaults."""
+        """Build a config from a (partial) dict; missing keys come from the environment, then the
+        defaults (the dict's keys win: arguments > environment)."""
         if data is not None and not isinstance(data, Mapping):
             raise ConfigurationError(
                 f"An orchestra config must be a mapping of sections, got {type(data).__name__} {data!r:.80}. "
@@ -241,7 +264,7 @@ class OrchestraConfig(_Section):
                 "to `OrchestraConfig.load`.",
                 value=data,
             )
-        merged = {**dict(data or {}), **overrides}
+        merged = _deep_merge(environment_layer(), {**dict(data or {}), **overrides})
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -282,13 +305,14 @@ class OrchestraConfig(_Section):
                     field="config", value=section,
                 )
             data = {**section, **({"agent_types": data["agent_types"]} if "agent_types" in data else {})}
-        return cls.from_dict(with_base_dir(data, p.resolve().parent))
+        # environment > file: the environment's keys are merged over the file's
+        return cls.from_dict(_deep_merge(with_base_dir(data, p.resolve().parent), environment_layer()))
 
     @classmethod
     def load(cls, source: OrchestraConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> OrchestraConfig:
         """Accept any supported source: a config, a dict, a file path or ``None`` (defaults)."""
         if source is None:
-            return cls()
+            return cls.from_dict({})
         if isinstance(source, OrchestraConfig):
             return source
         if isinstance(source, Mapping):
@@ -312,6 +336,47 @@ def with_base_dir(data: Mapping[str, Any], base: Path) -> dict[str, Any]:
         return dict(data)
     declared = [{"base_dir": str(base), **t} if isinstance(t, dict) else t for t in types]
     return {**data, "agent_types": declared}
+
+
+class _EnvironmentBase(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_file=".env", env_file_encoding="utf-8",
+        extra="ignore", case_sensitive=False, frozen=True,
+    )
+
+
+@functools.cache
+def _environment_model() -> type[BaseSettings]:
+    """A settings model with every section of :class:`OrchestraConfig`, each optional."""
+    fields: dict[str, Any] = {
+        name: (Optional[field.annotation], None)  # noqa: UP045  # a runtime type expression
+        for name, field in OrchestraConfig.model_fields.items()
+    }
+    return create_model("OrchestraEnvironment", __base__=_EnvironmentBase, **fields)
+
+
+def environment_layer() -> dict[str, Any]:
+    """The config keys the environment sets, as a nested dict (see the module doc).
+
+    Raises:
+        ConfigurationError: a variable names an unknown key or holds a bad value; the message
+            names the variable.
+    """
+    layer: dict[str, Any] = {}
+    for variable, (section, key) in ENV_SHORTHANDS.items():
+        if os.environ.get(variable):
+            layer.setdefault(section, {})[key] = os.environ[variable]
+    secrets = os.environ.get(SECRETS_DIR_ENV)
+    options: dict[str, Any] = {"_secrets_dir": secrets} if secrets and Path(secrets).is_dir() else {}
+    try:
+        found = _environment_model()(**options).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        error = _config_error(exc)
+        variable = ENV_PREFIX + "__".join(str(error.field or "").split(".")).upper()
+        raise ConfigurationError(
+            f"From the environment ({variable}, or .env): {error}", field=error.field, value=error.value
+        ) from None
+    return _deep_merge(layer, found)
 
 
 def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
