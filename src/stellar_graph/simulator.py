@@ -31,7 +31,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -214,8 +214,11 @@ def _uniform(seed: int, index: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: int) -> StrategyRun:
-    """Run ``tasks`` tasks of ``scenario`` through a fresh orchestra with ``strategy``."""
+async def run_strategy(
+    strategy: str, scenario: Scenario, *, tasks: int, seed: int, on_batch: Callable[[int], None] | None = None
+) -> StrategyRun:
+    """Run ``tasks`` tasks of ``scenario`` through a fresh orchestra with ``strategy``;
+    ``on_batch(n)`` is called after each batch with the number of its tasks (progress bars)."""
     if strategy not in STRATEGIES:
         raise ConfigurationError(
             f"strategy {strategy!r} is unknown. Fix: use one of {', '.join(STRATEGIES)}.", field="strategies", value=strategy
@@ -263,6 +266,8 @@ async def run_strategy(strategy: str, scenario: Scenario, *, tasks: int, seed: i
                 busy[record["agent_id"]] += float((record.get("report") or {}).get("duration_minutes") or 0.0)
             successes[t] = record.get("status") == "completed"
         learning = runtime.state.get("learning") or learning
+        if on_batch is not None:
+            on_batch(len(batch))
     missing = int((chosen < 0).sum())
     if missing:
         raise RuntimeError(f"{missing} of {tasks} simulated tasks were not allocated (strategy {strategy!r})")
