@@ -648,3 +648,32 @@ def test_login_sets_a_session_cookie_only_for_the_right_key_and_never_redirects_
         assert client.get("/metrics").status_code == 401
         echoed = client.get("/login", params={"next": '/"><script>alert(1)</script>'})
         assert "<script>alert(1)" not in echoed.text  # the page escapes what it echoes
+
+
+def test_metrics_labels_stay_bounded_under_a_thousand_threads() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    states = {f"thread-{i:04d}": {"metrics": {"tasks_completed": 1}, "tasks": {"a": {"status": "completed"}},
+                                  "agents": {"x": {}}} for i in range(1000)}
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text(states, max_threads=64))}
+    threads = {s.labels["thread"] for s in families["stellar_graph_tasks_completed"].samples}
+    assert len(threads) == 65 and "_other" in threads  # 64 named, the rest summed
+    total = sum(s.value for s in families["stellar_graph_tasks_completed"].samples if s.name.endswith("_total"))
+    assert total == 1000  # nothing lost by the cap
+    (other,) = [s for s in families["stellar_graph_agents"].samples if s.labels["thread"] == "_other"]
+    assert other.value == 936
+
+
+def test_metrics_speak_openmetrics_and_carry_process_and_gc_metrics() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    with TestClient(create_app({"persistence": {"backend": "memory"}})) as client:
+        client.post("/orchestra/invoke", json={"input": {"register_agents": [ATLAS.default_profile("atlas-001")]}},
+                    headers={THREAD_HEADER: "om"})
+        plain = client.get("/metrics")
+        assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+        open_metrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert open_metrics.text.endswith("# EOF\n")
+    names = {f.name for f in text_string_to_metric_families(open_metrics.text)}
+    assert {"stellar_graph_agents", "process_resident_memory_bytes", "python_gc_collections", "python_info"} <= names

@@ -33,11 +33,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
@@ -49,6 +48,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.types import Command
 from langserve import add_routes
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from stellar_graph._serving_ui import add_auth, with_typed_items
@@ -94,6 +103,8 @@ __all__ = [
     "DEFAULT_THREAD",
     "THREAD_HEADER",
     "create_app",
+    "OrchestraCollector",
+    "metrics_registry",
     "prometheus_text",
 ]
 
@@ -559,11 +570,12 @@ def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
         return JSONResponse({"output": await orchestra.resume(thread, decisions)})
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         if orchestra.graph.checkpointer is None:
             return PlainTextResponse("# persistence not open\n", status_code=503)
-        states = {thread: await orchestra.state(thread) for thread in orchestra.threads}
-        return PlainTextResponse(prometheus_text(states), media_type="text/plain; version=0.0.4")
+        states = {thread: await orchestra.state(thread) for thread in reversed(orchestra.threads)}
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))  # OpenMetrics if asked
+        return Response(encoder(metrics_registry(states, max_threads=MAX_LIVE_THREADS + 1)), media_type=content_type)
 
 
 def _check_decisions(decisions: object, waiting: set[str]) -> str:
@@ -635,56 +647,66 @@ RESUME_HELP = (
 _RUN_ROUTES = frozenset({"invoke", "batch", "stream", "stream_log", "stream_events"})
 
 
-def prometheus_text(states: Mapping[str, Mapping[str, Any]]) -> str:
-    """Prometheus text exposition (format 0.0.4) of the orchestra threads' metrics.
+class OrchestraCollector(Collector):
+    """A ``prometheus_client`` collector over a snapshot of the orchestra threads' state.
 
     Every numeric counter in a thread's ``metrics`` becomes ``stellar_graph_<name>_total``; the
-    board adds the gauges ``stellar_graph_tasks{status}`` and ``stellar_graph_agents``. Each
-    sample carries a ``thread`` label.
-
-    Args:
-        states: thread id -> that thread's state values.
-
-    Returns:
-        The exposition text, families sorted by name.
+    board adds the gauges ``stellar_graph_tasks{status}`` and ``stellar_graph_agents``. Samples
+    carry a ``thread`` label for at most ``max_threads`` threads (the first in ``states``, which the
+    server orders most recent first); the others are summed under ``thread="_other"``, so the label
+    count stays bounded however many threads there are.
     """
-    families: dict[str, tuple[str, str, list[str]]] = {}
 
-    def add(name: str, kind: str, help_: str, labels: Mapping[str, str], value: float) -> None:
-        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        families.setdefault(name, (kind, help_, []))[2].append(
-            f"{name}{{{rendered}}} {_number(value)}"
-        )
+    def __init__(self, states: Mapping[str, Mapping[str, Any]], *, max_threads: int = 64) -> None:
+        self.states, self.max_threads = states, max_threads
 
-    for thread, state in states.items():
-        label = {"thread": thread}
-        for key, value in sorted((state.get("metrics") or {}).items()):
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                name = (
-                    "stellar_graph_"
-                    + re.sub(r"[^A-Za-z0-9_]", "_", key).removesuffix("_total")
-                    + "_total"
-                )
-                add(name, "counter", f"State counter `{key}`, summed over runs.", label, value)
-        tasks = (state.get("tasks") or {}).values()
-        for status, n in sorted(Counter(str(t.get("status")) for t in tasks).items()):
-            add("stellar_graph_tasks", "gauge", "Tasks by status.", {**label, "status": status}, n)
-        agents = len(state.get("agents") or {})
-        add("stellar_graph_agents", "gauge", "Registered agent instances.", label, agents)
-    lines: list[str] = []
-    for name, (kind, help_, samples) in sorted(families.items()):
-        lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *samples]
-    return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        """The families, built from the snapshot."""
+        counters: dict[str, dict[str, float]] = {}
+        tasks: dict[tuple[str, str], float] = {}
+        agents: dict[str, float] = {}
+        for i, (thread, state) in enumerate(self.states.items()):
+            label = thread if i < self.max_threads else "_other"
+            for key, value in (state.get("metrics") or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    name = re.sub(r"[^A-Za-z0-9_]", "_", key).removesuffix("_total")
+                    per_thread = counters.setdefault(name, {})
+                    per_thread[label] = per_thread.get(label, 0.0) + value
+            for status, n in Counter(str(t.get("status")) for t in (state.get("tasks") or {}).values()).items():
+                tasks[(label, status)] = tasks.get((label, status), 0.0) + n
+            agents[label] = agents.get(label, 0.0) + len(state.get("agents") or {})
+        for name, per_thread in sorted(counters.items()):
+            family = CounterMetricFamily(f"stellar_graph_{name}", f"State counter `{name}`, summed over runs.",
+                                         labels=["thread"])
+            for thread, value in per_thread.items():
+                family.add_metric([thread], value)
+            yield family
+        board = GaugeMetricFamily("stellar_graph_tasks", "Tasks by status.", labels=["thread", "status"])
+        for (thread, status), count in sorted(tasks.items()):
+            board.add_metric([thread, status], count)
+        yield board
+        team = GaugeMetricFamily("stellar_graph_agents", "Registered agent instances.", labels=["thread"])
+        for thread, count in agents.items():
+            team.add_metric([thread], count)
+        yield team
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def metrics_registry(states: Mapping[str, Mapping[str, Any]], *, max_threads: int = 64) -> CollectorRegistry:
+    """A registry with the orchestra's collector and the process's (CPU, memory, file descriptors),
+    garbage-collector and platform collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(OrchestraCollector(states, max_threads=max_threads))
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
 
 
-def _number(value: float) -> str:
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+def prometheus_text(states: Mapping[str, Mapping[str, Any]], *, max_threads: int = 64) -> str:
+    """Prometheus text exposition (format 0.0.4) of the threads' metrics (:class:`OrchestraCollector`)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(OrchestraCollector(states, max_threads=max_threads))
+    return generate_latest(registry).decode()
 
 
 def _kind(obj: object) -> str | None:
