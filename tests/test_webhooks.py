@@ -11,6 +11,7 @@ import random
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,7 +181,7 @@ async def test_retries_are_bounded_and_4xx_is_not_retried(
         {"task_failed": httpserver.url_for("/down"), "task_completed": httpserver.url_for("/gone")},
         allow_private=True,
     )
-    dispatcher = WebhookDispatcher(routes, policy=policy, sleep=sleep)
+    dispatcher = WebhookDispatcher(routes, policy=policy, sleep=sleep, allow_private=True)
     assert dispatcher.handle({"type": "task_failed", "task_id": "t9"}) == 1
     assert dispatcher.handle({"type": "task_completed", "task_id": "t8"}) == 1
     assert await dispatcher.drain(10)
@@ -407,6 +408,7 @@ async def test_a_full_dispatcher_drops_and_counts(
         {"*": (url_of(silent_socket),)},
         policy=DeliveryPolicy(timeout_seconds=30, max_attempts=1),
         max_pending=2,
+        allow_private=True,
     )
     assert [dispatcher.handle({"type": "system_alert", "n": i}) for i in range(4)] == [1, 1, 0, 0]
     assert dispatcher.stats_dict() == {
@@ -448,7 +450,7 @@ def test_a_plain_secret_is_used_as_its_bytes_and_a_bad_whsec_secret_is_refused(m
 async def test_rotating_secrets_both_receivers_verify(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STELLAR_GRAPH_WEBHOOK_SECRET", f"{SECRET} {OLD_SECRET}")  # new first, old until receivers move
     httpserver.expect_request("/tasks").respond_with_data("ok")
-    dispatcher = WebhookDispatcher({"task_completed": (httpserver.url_for("/tasks"),)}, policy=FAST)
+    dispatcher = WebhookDispatcher({"task_completed": (httpserver.url_for("/tasks"),)}, policy=FAST, allow_private=True)
     dispatcher.handle(EVENT)
     assert await dispatcher.drain(10)
     ((request, _),) = httpserver.log
@@ -480,3 +482,95 @@ def test_retry_after_in_seconds_or_as_an_http_date(header: str, seconds: float |
     now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
     response = httpx.Response(503, headers={"Retry-After": header} if header else {})
     assert _retry_after(response, now=now) == seconds
+
+
+class _Rebinding:
+    """A resolver stub whose answer changes after the configure-time check (DNS rebinding)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers, self.calls = list(answers), 0
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+@pytest.mark.parametrize("private", ["127.0.0.1", "169.254.169.254", "10.0.0.7", "::ffff:192.168.1.1"])
+async def test_a_host_that_resolves_to_a_private_address_at_send_time_is_refused(
+    httpserver: HTTPServer, secret: str, private: str
+) -> None:
+    resolver = _Rebinding(["93.184.216.34"], [private])  # public when configured, private when sent
+    routes = build_routes({"task_completed": "https://hooks.example.com/tasks"}, resolve=resolver)
+    dispatcher = WebhookDispatcher(routes, policy=FAST, resolve=resolver)
+    dispatcher.handle(EVENT)
+    assert await dispatcher.drain(10)
+    assert dispatcher.stats_dict()["failed"] == 1 and dispatcher.stats.retried == 0  # refused, not retried
+    assert resolver.calls == 2 and not httpserver.log  # checked again at send time; nothing sent anywhere
+    await dispatcher.aclose()
+
+
+async def test_the_request_goes_to_the_address_checked_with_the_original_host(
+    httpserver: HTTPServer, secret: str
+) -> None:
+    httpserver.expect_request("/tasks").respond_with_data("ok")
+    port = httpserver.port
+    resolver = _Rebinding(["127.0.0.1"])  # what `receiver.test` resolves to, each time it is asked
+    dispatcher = WebhookDispatcher({"task_completed": (f"http://receiver.test:{port}/tasks",)}, policy=FAST,
+                                   resolve=resolver, allow_private=True)
+    dispatcher.handle(EVENT)
+    assert await dispatcher.drain(10)
+    ((request, _),) = httpserver.log
+    assert request.headers["Host"] == f"receiver.test:{port}" and resolver.calls == 1
+    assert receiver_verifies(request)
+    await dispatcher.aclose()
+
+
+def test_https_to_the_checked_address_still_verifies_the_hosts_certificate(tmp_path: Path, secret: str) -> None:
+    """Pinned to an address, TLS still checks the certificate against the URL's host (SNI)."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    import httpx
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=receiver.test", "-addext", "subjectAltName=DNS:receiver.test"],
+                   check=True, capture_output=True, timeout=60)
+    received: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def deliver(host: str) -> bool:
+        dispatcher = WebhookDispatcher({"*": (f"https://{host}:{port}/hook",)}, policy=DeliveryPolicy(max_attempts=1),
+                                       resolve=lambda h, p: ["127.0.0.1"], allow_private=True,
+                                       transport=httpx.AsyncHTTPTransport(verify=trusted))
+        transport = dispatcher._http()
+        ok = await dispatcher.deliver(f"https://{host}:{port}/hook", b"{}", event_type="x", delivery_id="d1")
+        await dispatcher.aclose()
+        await transport.aclose()
+        return ok
+
+    try:
+        assert asyncio.run(deliver("receiver.test")) and received == [f"receiver.test:{port}"]
+        assert not asyncio.run(deliver("impostor.test"))  # same address, but not the certificate's host
+    finally:
+        server.shutdown()
+        server.server_close()

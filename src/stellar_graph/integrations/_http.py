@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from stellar_graph.integrations._urls import Resolver, pinned
+
 __all__ = ["USER_AGENT", "send"]
 
 USER_AGENT = "stellar-graph/1"
@@ -29,20 +31,32 @@ async def send(
     content: bytes | None = None,
     json: Any = None,
     params: Mapping[str, Any] | None = None,
+    resolve: Resolver | None = None,
+    allow_private: bool = False,
 ) -> httpx.Response:
     """Send one request and read the whole response.
 
+    With ``resolve``, the host is resolved and checked now and the request connects to that
+    address (:func:`~stellar_graph.integrations._urls.pinned`).
+
     Raises:
         httpx.TransportError: connection, TLS or timeout failures.
+        RefusedAddressError: the host now resolves to a non-public address.
+        OSError: the host does not resolve.
     """
+    extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
+    extra: dict[str, str] = {}
+    if resolve is not None:
+        url, extra, sni = await pinned(url, allow_private=allow_private, resolve=resolve)
+        extensions.update(sni)
     request = httpx.Request(
         method,
         url,
-        headers={"User-Agent": USER_AGENT, **headers},
+        headers={"User-Agent": USER_AGENT, **headers, **extra},
         content=content,
         json=json,
         params=params,
-        extensions={"timeout": httpx.Timeout(timeout_seconds).as_dict()},
+        extensions=extensions,
     )
     response = await transport.handle_async_request(request)
     try:

@@ -2,20 +2,25 @@
 
 A webhook URL is configuration, but it is often pasted from elsewhere, and a URL that points at
 ``169.254.169.254`` or ``127.0.0.1`` turns the orchestra into a proxy into its own network (SSRF).
-The host is resolved once, when the URL is configured; every address it resolves to must be
-globally routable unless the caller allows private targets.
+The host is resolved when the URL is configured, and again at every send: every address it
+resolves to must be globally routable unless the caller allows private targets, and the request
+connects to the address just checked (:func:`pinned`), with the original ``Host`` header and TLS
+server name, so a DNS answer that changes between the check and the connection (DNS rebinding)
+cannot redirect it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from stellar_graph.errors import ConfigurationError
 
-__all__ = ["Resolver", "check_outbound_url", "redact_url", "system_resolver"]
+__all__ = ["RefusedAddressError", "Resolver", "check_outbound_url", "pinned", "redact_url", "system_resolver"]
 
 Resolver = Callable[[str, int], Iterable[str]]
 """``(host, port) -> IP address strings``; the default asks the system resolver."""
@@ -25,6 +30,44 @@ def system_resolver(host: str, port: int) -> list[str]:
     """Resolve ``host`` with ``socket.getaddrinfo`` (blocking; used at configure time only)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
+
+
+class RefusedAddressError(ConnectionError):
+    """At send time the host resolved to an address the configure-time check would refuse."""
+
+
+async def pinned(url: str, *, allow_private: bool, resolve: Resolver) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Resolve ``url``'s host now, check every address, and aim the request at the first one.
+
+    Returns:
+        The URL with the checked address as its host, the ``Host`` header, and the request
+        extensions (``sni_hostname``: TLS still verifies the certificate of the original host).
+
+    Raises:
+        RefusedAddressError: an address is not public and ``allow_private`` is false.
+        OSError: the host does not resolve (a transient failure: the caller may retry).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _literal(host)
+    if addresses is None:
+        addresses = await asyncio.to_thread(lambda: list(resolve(host, port)))
+    if not addresses:
+        raise OSError(f"host {host!r} resolved to no address")
+    if not allow_private:
+        for address in addresses:
+            try:
+                _require_public(address, host, "url", url)
+            except ConfigurationError:
+                raise RefusedAddressError(
+                    f"{redact_url(url)}: host {host!r} now resolves to {address}, a non-public address "
+                    "(it was public when configured): the request is not sent."
+                ) from None
+    address = addresses[0].split("%", 1)[0]
+    netloc = (f"[{address}]" if ":" in address else address) + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}, extensions
 
 
 def redact_url(url: str) -> str:
@@ -103,14 +146,21 @@ def check_outbound_url(
     return url
 
 
-def _addresses(host: str, port: int, field: str, url: str, resolve: Resolver) -> list[str]:
+def _literal(host: str) -> list[str] | None:
+    """The address of an IP literal or a ``localhost`` name (never looked up); ``None`` for others."""
     if host == "localhost" or host.endswith(".localhost"):
         return ["127.0.0.1"]  # RFC 6761: always loopback, whatever a resolver says
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
-        return [host]
     except ValueError:
-        pass
+        return None
+    return [host]
+
+
+def _addresses(host: str, port: int, field: str, url: str, resolve: Resolver) -> list[str]:
+    literal = _literal(host)
+    if literal is not None:
+        return literal
     try:
         found = list(resolve(host, port))
     except (OSError, UnicodeError) as exc:

@@ -132,7 +132,7 @@ class IntegrationsMixin:
         state = self._integrations()
         if state.webhooks is not None:
             state.retired.append(state.webhooks)
-        state.webhooks = WebhookDispatcher(routes, secret_env=secret_env, policy=policy)
+        state.webhooks = WebhookDispatcher(routes, secret_env=secret_env, policy=policy, allow_private=allow_private)
         self._listen("webhooks", self._integrations_webhook_event)
         logger.debug("webhooks configured for %s", sorted(routes))
         return state.webhooks

@@ -84,9 +84,13 @@ class NotificationChannel(ABC):
 class _HTTPChannel(NotificationChannel):
     """Shared delivery for channels that POST JSON: retries, timeouts, no redirects."""
 
-    def __init__(self, url: str, *, secret_env: str | None, policy: DeliveryPolicy | None) -> None:
+    def __init__(
+        self, url: str, *, secret_env: str | None, policy: DeliveryPolicy | None, allow_private: bool, resolve: Resolver
+    ) -> None:
         self._url = url
-        self._dispatcher = WebhookDispatcher(secret_env=secret_env, policy=policy)
+        self._dispatcher = WebhookDispatcher(
+            secret_env=secret_env, policy=policy, allow_private=allow_private, resolve=resolve
+        )
 
     async def _post(self, event: Mapping[str, Any], body: bytes | None = None) -> None:
         delivery_id, envelope = encode_event(event)
@@ -141,7 +145,8 @@ class WebhookChannel(_HTTPChannel):
                 field="notifications.webhook.secret_env",
                 value=settings.secret_env,
             )
-        super().__init__(url, secret_env=settings.secret_env, policy=policy)
+        super().__init__(url, secret_env=settings.secret_env, policy=policy, allow_private=settings.allow_private,
+                         resolve=resolve)
 
     async def send(self, event: Mapping[str, Any]) -> None:
         """POST the event."""
@@ -181,7 +186,7 @@ class SlackChannel(_HTTPChannel):
             )
         field = f"notifications.slack.url_env ({settings.url_env})"
         check_outbound_url(url, field=field, allow_private=settings.allow_private, resolve=resolve)
-        super().__init__(url, secret_env=None, policy=policy)
+        super().__init__(url, secret_env=None, policy=policy, allow_private=settings.allow_private, resolve=resolve)
 
     async def send(self, event: Mapping[str, Any]) -> None:
         """POST the Slack message."""

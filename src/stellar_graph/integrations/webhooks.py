@@ -49,6 +49,7 @@ from stellar_graph.events import EVENT_TYPES
 from stellar_graph.integrations._background import BackgroundTasks
 from stellar_graph.integrations._http import send
 from stellar_graph.integrations._urls import (
+    RefusedAddressError,
     Resolver,
     check_outbound_url,
     redact_url,
@@ -285,7 +286,10 @@ class WebhookDispatcher:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        allow_private: bool = False,
+        resolve: Resolver = system_resolver,
     ) -> None:
+        self.allow_private, self._resolve = allow_private, resolve
         self._random = (rng or random.Random()).random
         if secret_env is not None and os.environ.get(secret_env, "").strip():
             webhook_keys(os.environ[secret_env])  # a malformed secret fails here, not at every delivery
@@ -440,10 +444,14 @@ class WebhookDispatcher:
                     headers=headers,
                     timeout_seconds=self.policy.timeout_seconds,
                     content=body,
+                    resolve=self._resolve,
+                    allow_private=self.allow_private,
                 )
+        except RefusedAddressError as exc:  # DNS changed since the URL was checked: never sent
+            return False, str(exc), None
         except (httpx.TimeoutException, TimeoutError):
             return True, f"no response within {self.policy.timeout_seconds}s", None
-        except httpx.TransportError as exc:  # connection refused or reset, DNS failure
+        except (httpx.TransportError, OSError) as exc:  # connection refused or reset, DNS failure
             return True, f"transport error {type(exc).__name__}", None
         status = response.status_code
         if 200 <= status < 300:
