@@ -616,6 +616,8 @@ def test_an_escalated_run_shows_its_interrupt_and_is_resumed_over_http(tmp_path:
         assert pending["value"]["tasks"][0]["task_id"] == "t1" and "/orchestra/resume" in out["resume"]
         bad = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "maybe"}}}, headers=headers)
         assert bad.status_code == 422 and "`decisions.t1.action`='maybe'" in bad.json()["detail"]
+        nobody = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "reassign"}}}, headers=headers)
+        assert nobody.status_code == 422 and "reassign needs a registered `agent_id`, got None" in nobody.json()["detail"]
         unknown = client.post("/orchestra/resume", json={"decisions": {"t9": {"action": "retry"}}}, headers=headers)
         assert unknown.status_code == 422 and "'t9' is not waiting" in unknown.json()["detail"]
         done = client.post("/orchestra/resume", json={"decisions": {"t1": {"action": "retry"}}}, headers=headers)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "end_of_ladder", "returned_patch"]
+__all__ = ["ESCALATION_OPTIONS", "after_report", "apply_decisions", "decision_problem", "end_of_ladder", "returned_patch"]
 
 ESCALATION_OPTIONS = ("retry", "reassign", "fail", "resolve")
 """What a human may decide for an escalated task (``{"action": ..., ...}``)."""
@@ -128,7 +128,7 @@ def apply_decisions(
     for tid, task in escalated.items():
         raw = answers.get(tid)
         decision = {"action": raw} if isinstance(raw, str) else dict(raw) if isinstance(raw, Mapping) else {}
-        problem = _invalid(decision, agents)
+        problem = decision_problem(decision, agents)
         if problem:
             events.append({"type": "escalation_invalid", "task_id": tid, "decision": raw, "problem": problem})
             continue
@@ -138,7 +138,9 @@ def apply_decisions(
     return patches, events
 
 
-def _invalid(decision: Mapping[str, Any], agents: Mapping[str, Any]) -> str | None:
+def decision_problem(decision: Mapping[str, Any], agents: Mapping[str, Any]) -> str | None:
+    """What is wrong with one escalation decision (``None`` if nothing): an unknown action, a
+    reassignment to an agent that is not registered, a resolution without a result."""
     action = decision.get("action")
     if action not in ESCALATION_OPTIONS:
         return f"action {action!r} is not one of {list(ESCALATION_OPTIONS)}"

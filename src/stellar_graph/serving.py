@@ -65,6 +65,7 @@ from stellar_graph.agents.factory import compile_agents
 from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, utc_now
 from stellar_graph.config import OrchestraConfig
+from stellar_graph.dashboard import add_dashboard
 from stellar_graph.errors import (
     ConfigurationError,
     DuplicateAgentError,
@@ -86,7 +87,7 @@ from stellar_graph.models import (
     parse_model,
 )
 from stellar_graph.persistence import backend_of, open_persistence
-from stellar_graph.recovery import ESCALATION_OPTIONS
+from stellar_graph.recovery import ESCALATION_OPTIONS, decision_problem
 from stellar_graph.runtime.control import OrchestraRuntime
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS, OrchestraInput
 from stellar_graph.submission import (
@@ -185,6 +186,7 @@ def create_app(
     for name, agent in compile_agents(registry.specs, model=chat, seed=seed, models=ChatModels(cfg.llm)).items():
         add_routes(app, _Served(agent), path=f"/agents/{name}", per_req_config_modifier=_check_agent_input)
     _add_ops_routes(app, orchestra)
+    add_dashboard(app, orchestra)
     _add_error_handlers(app)
     _add_body_checks(app)
     add_auth(app, _api_key(api_key_env), header=API_KEY_HEADER)
@@ -562,8 +564,9 @@ def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
         except ValueError:
             body = None
         decisions = body.get("decisions") if isinstance(body, dict) else None
-        waiting = {t for t, r in ((await orchestra.state(thread)).get("tasks") or {}).items() if r.get("status") == "escalating"}
-        problem = _check_decisions(decisions, waiting)
+        state = await orchestra.state(thread)
+        waiting = {t for t, r in (state.get("tasks") or {}).items() if r.get("status") == "escalating"}
+        problem = _check_decisions(decisions, waiting, state.get("agents") or {})
         if problem:
             return JSONResponse({"detail": f"{problem} Fix: {RESUME_HELP}"}, status_code=422)
         assert isinstance(decisions, dict)
@@ -578,7 +581,7 @@ def _add_ops_routes(app: FastAPI, orchestra: _ServedOrchestra) -> None:
         return Response(encoder(metrics_registry(states, max_threads=MAX_LIVE_THREADS + 1)), media_type=content_type)
 
 
-def _check_decisions(decisions: object, waiting: set[str]) -> str:
+def _check_decisions(decisions: object, waiting: set[str], agents: Mapping[str, Any]) -> str:
     """What is wrong with a resume body's ``decisions`` (empty if nothing)."""
     if not waiting:
         return "No task of this thread is waiting for a decision."
@@ -587,9 +590,12 @@ def _check_decisions(decisions: object, waiting: set[str]) -> str:
     for task_id, decision in decisions.items():
         if task_id not in waiting:
             return f"Task {task_id!r} is not waiting for a decision; waiting: {sorted(waiting)}."
-        action = decision.get("action") if isinstance(decision, dict) else None
+        action = decision.get("action") if isinstance(decision, dict) else decision
         if action not in ESCALATION_OPTIONS:
             return f"`decisions.{task_id}.action`={action!r}: use one of {list(ESCALATION_OPTIONS)}."
+        problem = decision_problem(decision if isinstance(decision, dict) else {"action": decision}, agents)
+        if problem:
+            return f"`decisions.{task_id}`: {problem}."
     return ""
 
 

@@ -1,0 +1,178 @@
+// The live dashboard: one orchestra thread's board, agents and events, kept current over SSE.
+// No framework and no network besides this server: the page works offline.
+"use strict";
+
+const FINISHED = new Set(["completed", "failed", "degraded"]);
+const WAITING = new Set(["pending", "held", "allocated", "queued", "escalating"]);
+const STAMP = { running: "started_at", completed: "finished_at", failed: "finished_at", degraded: "finished_at",
+                allocated: "allocated_at", queued: "allocated_at", refused: "submitted_at" };
+
+const model = { thread: "", agents: {}, tasks: {}, allocations: {}, events: [], selected: null };
+// What the page showed and when, for tests and for people curious about the lag.
+window.__dashboard = { seen: {}, lags: [], updates: 0 };
+
+const $ = (selector) => document.querySelector(selector);
+const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+function merge(target, part) {
+  for (const [key, value] of Object.entries(part || {})) {
+    if (value === null) delete target[key];
+    else target[key] = { ...(target[key] || {}), ...value };
+  }
+}
+
+function noteStatuses() {
+  const now = Date.now();
+  for (const [id, task] of Object.entries(model.tasks)) {
+    const seen = (window.__dashboard.seen[id] ||= {});
+    if (task.status && !(task.status in seen)) {
+      seen[task.status] = now;
+      const at = Date.parse(task[STAMP[task.status]] || "");
+      if (!Number.isNaN(at)) window.__dashboard.lags.push({ task: id, status: task.status, ms: now - at });
+    }
+  }
+}
+
+let scheduled = false;
+function render() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => { scheduled = false; draw(); });
+}
+
+function draw() {
+  noteStatuses();
+  const tasks = Object.values(model.tasks).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  const columns = { waiting: [], running: [], finished: [], refused: [] };
+  const counts = {};
+  for (const task of tasks) {
+    counts[task.status] = (counts[task.status] || 0) + 1;
+    const column = task.status === "running" ? "running" : task.status === "refused" ? "refused"
+      : FINISHED.has(task.status) ? "finished" : "waiting";
+    columns[column].push(card(task));
+  }
+  for (const [name, cards] of Object.entries(columns)) {
+    document.querySelector(`[data-column="${name}"] .cards`).innerHTML = cards.join("");
+  }
+  $("#counts").innerHTML = Object.entries(counts).map(([s, n]) => `<span>${esc(s)} ${n}</span>`).join("");
+  drawAgents(tasks);
+  drawEscalations(tasks);
+  $("#events").innerHTML = model.events.slice(-200).reverse().map((e) =>
+    `<li>${esc((e.timestamp || "").slice(11, 19))} ${esc(e.type)} ${esc(e.task_id || e.agent_id || "")}${e.agent_id && e.task_id ? " → " + esc(e.agent_id) : ""}${e.error ? ": " + esc(e.error) : ""}</li>`).join("");
+  if (model.selected) drawDetails(model.selected);
+  window.__dashboard.updates += 1;
+}
+
+function card(task) {
+  const alloc = model.allocations[task.allocation_id] || {};
+  const late = alloc.likely_late ? " late" : "";
+  const score = typeof alloc.score === "number" ? ` · ${alloc.score.toFixed(2)}` : "";
+  return `<div class="card${late}" data-task="${esc(task.id)}" data-status="${esc(task.status)}">
+    <div class="id">${esc(task.id)}</div>
+    <div class="meta">${esc(task.status)} · ${esc(task.agent_id || "-")}${score} · ${esc(task.priority || "")}</div></div>`;
+}
+
+function drawAgents(tasks) {
+  const rows = Object.values(model.agents).sort((a, b) => a.agent_id.localeCompare(b.agent_id)).map((agent) => {
+    const mine = tasks.filter((t) => t.agent_id === agent.agent_id);
+    const load = mine.filter((t) => t.status === "running" || t.status === "queued" || t.status === "allocated").length;
+    const done = mine.filter((t) => t.status === "completed").length;
+    const failed = mine.filter((t) => t.status === "failed").length;
+    return `<tr data-agent="${esc(agent.agent_id)}"><td>${esc(agent.agent_id)}</td><td>${esc(agent.agent_type)}</td>
+      <td>${load}/${esc(agent.capacity)}</td><td>${agent.healthy === false ? "unhealthy" : "healthy"}</td>
+      <td>${done}</td><td>${failed}</td></tr>`;
+  });
+  $("#agents tbody").innerHTML = rows.join("");
+}
+
+function drawEscalations(tasks) {
+  const waiting = tasks.filter((t) => t.status === "escalating");
+  $("#escalations").hidden = waiting.length === 0;
+  const list = $("#escalation-list");
+  const signature = JSON.stringify([waiting.map((t) => t.id), Object.keys(model.agents).sort()]);
+  if (list.dataset.signature === signature) return;  // unchanged: keep a choice being made
+  list.dataset.signature = signature;
+  list.innerHTML = waiting.map((t) => {
+    const others = Object.keys(model.agents).filter((a) => a !== t.agent_id).sort();
+    return `<div class="escalation" data-task="${esc(t.id)}">
+    <strong>${esc(t.id)}</strong> on ${esc(t.agent_id || "-")}: ${esc(t.error || "")}
+    <button data-action="retry" data-task="${esc(t.id)}">retry</button>
+    <label>reassign to <select data-task="${esc(t.id)}">${others.map((a) => `<option>${esc(a)}</option>`).join("")}</select></label>
+    <button data-action="reassign" data-task="${esc(t.id)}">reassign</button>
+    <button data-action="fail" data-task="${esc(t.id)}">fail</button></div>`;
+  }).join("");
+}
+
+function drawDetails(id) {
+  const task = model.tasks[id];
+  if (!task) return;
+  const alloc = model.allocations[task.allocation_id] || {};
+  const interval = alloc.predicted_interval || {};
+  const runnersUp = (alloc.alternatives || []).map((a) => `${esc(a.agent_id)} (${Number(a.score).toFixed(2)})`).join(", ") || "none";
+  $("#details").hidden = false;
+  $("#details-id").textContent = id;
+  $("#details-body").innerHTML = `
+    <p>${esc(task.description)}</p>
+    <p>status <strong>${esc(task.status)}</strong>, agent ${esc(task.agent_id || "-")}; runners-up: ${runnersUp}</p>
+    <p>predicted ${interval.median_minutes ? Number(interval.median_minutes).toFixed(0) + " min" : "-"}
+       (${interval.lower_minutes ? Number(interval.lower_minutes).toFixed(0) : "?"}–${interval.upper_minutes ? Number(interval.upper_minutes).toFixed(0) : "?"} min)${alloc.likely_late ? ", <strong>likely late</strong>" : ""}</p>
+    <pre>${esc(alloc.explanation || Object.values(alloc.reasons || {}).join("\n") || "no allocation yet")}</pre>
+    ${task.result ? `<h3>Result</h3><pre>${esc(task.result)}</pre>` : ""}`;
+}
+
+async function resolve(taskId, action) {
+  const decision = { action, reason: "decided on the dashboard" };
+  if (action === "reassign") decision.agent_id = document.querySelector(`select[data-task="${CSS.escape(taskId)}"]`).value;
+  const response = await fetch("/orchestra/resume", {
+    method: "POST", headers: { "Content-Type": "application/json", "X-Thread-Id": model.thread },
+    body: JSON.stringify({ decisions: { [taskId]: decision } }),
+  });
+  if (!response.ok) {
+    const row = document.querySelector(`.escalation[data-task="${CSS.escape(taskId)}"]`);
+    row.insertAdjacentHTML("beforeend", `<p class="problem" role="alert">${esc((await response.json()).detail)}</p>`);
+  }
+}
+
+let source = null;
+async function load(thread) {
+  if (source) source.close();
+  const query = thread ? `?thread=${encodeURIComponent(thread)}` : "";
+  let early = [];  // deltas that arrive before the board: applied after it, so nothing goes back in time
+  const apply = (delta) => {
+    for (const key of ["agents", "tasks", "allocations"]) merge(model[key], delta[key]);
+    if (delta.events) model.events.push(...delta.events);
+    render();
+  };
+  source = new EventSource(`/dashboard/api/stream${query}`);
+  source.addEventListener("open", () => { $("#connection").textContent = "live"; $("#connection").className = "pill live"; });
+  source.addEventListener("error", () => { $("#connection").textContent = "reconnecting…"; $("#connection").className = "pill down"; });
+  source.addEventListener("delta", (message) => {
+    const delta = JSON.parse(message.data);
+    if (early) early.push(delta); else apply(delta);
+  });
+  const response = await fetch(`/dashboard/api/board${query}`);
+  const board = await response.json();
+  model.thread = board.thread;
+  $("#thread").value = board.thread;
+  for (const key of ["agents", "tasks", "allocations"]) merge(model[key], board[key]);
+  model.events = [...(board.events || [])];
+  const buffered = early;
+  early = null;
+  buffered.forEach(apply);
+  render();
+}
+
+document.addEventListener("click", (event) => {
+  const target = event.target.closest("button[data-action], .card");
+  if (!target) return;
+  if (target.matches("button[data-action]")) resolve(target.dataset.task, target.dataset.action);
+  else { model.selected = target.dataset.task; drawDetails(model.selected); }
+});
+$("#thread-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  Object.assign(model, { agents: {}, tasks: {}, allocations: {}, events: [], selected: null });
+  const thread = $("#thread").value.trim();
+  history.replaceState(null, "", `/dashboard${thread ? "?thread=" + encodeURIComponent(thread) : ""}`);
+  load(thread);
+});
+load(new URLSearchParams(location.search).get("thread") || "");
