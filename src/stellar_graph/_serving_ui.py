@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -26,7 +27,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
-__all__ = ["SESSION_COOKIE", "add_auth", "with_typed_items"]
+from stellar_graph.errors import ConfigurationError
+
+__all__ = ["API_KEY_HEADER", "SESSION_COOKIE", "add_auth", "api_key_from_env", "with_typed_items"]
+
+API_KEY_HEADER = "X-API-Key"
 
 SESSION_COOKIE = "stellar_graph_session"
 OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})
@@ -154,3 +159,17 @@ def _form_ready(schema: dict[str, Any]) -> dict[str, Any]:
         return out
 
     return walk(schema)  # type: ignore[no-any-return]
+
+
+def api_key_from_env(env: str) -> str | None:
+    """The API key from ``env``; unset means no auth, set but blank is refused (it would
+    silently serve without auth)."""
+    key = os.environ.get(env)
+    if key is not None and not key.strip():
+        raise ConfigurationError(
+            f"`{env}` is set but empty, which would serve without authentication. Fix: set it to a "
+            f"key, or unset it to serve without auth on purpose.",
+            field=env,
+            value=key,
+        )
+    return key

@@ -322,6 +322,45 @@ def serve(
     return 0
 
 
+@app.command()
+def dashboard(
+    data_dir: Annotated[str | None, typer.Option(help="The data directory to show (default .stellar_graph).", envvar=DATA_DIR_ENV)] = None,
+    config: Annotated[str | None, typer.Option(help="A YAML/TOML config or scenario file (its persistence: SQLite or PostgreSQL).", envvar="STELLAR_GRAPH_CONFIG")] = None,
+    thread: Annotated[str | None, typer.Option(help="The thread to show (default: the latest `stellar-graph run`'s).", envvar="STELLAR_GRAPH_THREAD")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.", envvar="STELLAR_GRAPH_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", envvar="STELLAR_GRAPH_PORT")] = 8001,
+) -> int:
+    """Show a data directory or database in the live dashboard (read-only: nothing is run)."""
+    try:
+        import uvicorn
+
+        from stellar_graph.dashboard import create_dashboard_app
+    except ImportError as exc:
+        print(f"error: `stellar-graph dashboard` needs the `serve` extra ({exc.name} is missing): "
+              "pip install 'stellar-graph[serve]'", file=sys.stderr)
+        return 2
+    try:
+        loaded = OrchestraConfig.load(config).merged({"persistence": {"data_dir": data_dir}} if data_dir else {})
+        shown = thread or _latest_run(sqlite_paths(loaded.persistence)[0].parent / "runs") or "stellar-orchestra"
+        served = create_dashboard_app(loaded, thread=shown)
+    except StellarGraphError as exc:
+        return _fail(exc)
+    print(f"stellar-graph dashboard: http://{host}:{port}/dashboard (thread {shown!r})", flush=True)
+    uvicorn.run(served, host=host, port=port, log_level="warning")
+    return 0
+
+
+def _latest_run(runs: Path) -> str | None:
+    """The thread of the most recent ``stellar-graph run`` in this data directory."""
+    markers = sorted(runs.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for marker in reversed(markers):
+        try:
+            return str(json.loads(marker.read_text(encoding="utf-8"))["thread"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
 # -- config ----------------------------------------------------------------------------------------
 @config_app.command("show")
 def config_show(

@@ -13,6 +13,10 @@ explanation, runners-up and predicted completion interval, and the event stream.
 
 Escalated tasks show their options; the page answers them through ``POST /orchestra/resume``.
 The routes sit behind the server's API key (header or the browser's login cookie).
+
+``stellar-graph dashboard`` (:func:`create_dashboard_app`) shows a data directory or database
+without running anything: it reads the checkpoints, and its stream compares the thread's latest
+checkpoint every half second, so it can watch an orchestra that another process runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["STATIC_DIR", "add_dashboard", "board_delta"]
+__all__ = ["STATIC_DIR", "add_dashboard", "board_delta", "create_dashboard_app", "state_delta"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +67,27 @@ def board_delta(chunk: Mapping[str, Any]) -> dict[str, Any]:
     return delta
 
 
+def state_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The records that differ between two states (``None`` for a record that left), and the
+    events ``after`` has beyond ``before``'s last one."""
+    delta: dict[str, Any] = {}
+    for key in ("agents", "tasks", "allocations", "collaborations"):
+        old, new = before.get(key) or {}, after.get(key) or {}
+        changed = {k: v for k, v in new.items() if old.get(k) != v}
+        changed.update(dict.fromkeys(set(old) - set(new)))
+        if changed:
+            delta[key] = changed
+    old_events, new_events = before.get("events") or [], after.get("events") or []
+    last = old_events[-1].get("event_id") if old_events else None
+    ids = [e.get("event_id") for e in new_events]
+    fresh = new_events[ids.index(last) + 1 :] if last is not None and last in ids else new_events if not old_events else []
+    if fresh:
+        delta["events"] = fresh
+    return delta
+
+
 def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
-    """Add the page, its static files and its two API routes to ``app``."""
+    """Add the page, its static files and its two API routes to ``app`` (a live orchestra)."""
     app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
 
     @app.get("/dashboard", include_in_schema=False)
@@ -86,7 +110,7 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
         def on_update(chunk: dict[str, Any]) -> None:
             delta = board_delta(chunk)
             if delta and not queue.full():
-                queue.put_nowait(delta)
+                queue.put_nowait({**delta, "emitted_at": time.time()})  # the page measures its lag from here
 
         runtime.listeners.append(on_update)
 
@@ -106,3 +130,87 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+class _Checkpoints:
+    """The read-only side of the dashboard: thread states from the checkpointer, nothing run."""
+
+    def __init__(self, graph: Any, default_thread: str) -> None:
+        self.graph, self.default_thread = graph, default_thread
+
+    async def state(self, thread: str) -> dict[str, Any]:
+        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread}})
+        return dict(snapshot.values or {})
+
+
+def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5, api_key_env: str = "STELLAR_GRAPH_API_KEY") -> FastAPI:
+    """The dashboard alone, over a data directory or database (``stellar-graph dashboard``).
+
+    Args:
+        config: the orchestra config whose ``persistence`` holds the threads.
+        thread: the thread shown when the page names none.
+        poll_seconds: how often the stream reads the thread's latest checkpoint.
+        api_key_env: the API key variable, as for ``serve`` (unset: no auth).
+    """
+    from contextlib import asynccontextmanager
+
+    from stellar_graph._serving_ui import API_KEY_HEADER, add_auth, api_key_from_env
+    from stellar_graph.config import OrchestraConfig
+    from stellar_graph.graph import create_orchestra
+    from stellar_graph.persistence import open_persistence
+
+    cfg = OrchestraConfig.load(config)
+    graph = create_orchestra(cfg).compile(name="orchestra")
+    source = _Checkpoints(graph, thread)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_persistence(cfg.persistence) as (saver, store):
+            graph.checkpointer, graph.store = saver, store
+            yield
+
+    app = FastAPI(title="stellar_graph dashboard", lifespan=lifespan)
+    app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/dashboard", include_in_schema=False)
+    async def page() -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/dashboard/api/board")
+    async def board(thread: str | None = None) -> JSONResponse:
+        name = thread or source.default_thread
+        state = await source.state(name)
+        return JSONResponse({"thread": name, **{k: state.get(k) or ({} if k != "events" else []) for k in _KEYS}})
+
+    @app.get("/dashboard/api/stream")
+    async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
+        name = thread or source.default_thread
+
+        async def events() -> AsyncIterator[str]:
+            yield "retry: 1000\n\n"
+            before = await source.state(name)
+            quiet = 0.0
+            while not await request.is_disconnected():
+                await asyncio.sleep(poll_seconds)
+                after = await source.state(name)
+                delta = state_delta(before, after)
+                before = after
+                if delta:
+                    quiet = 0.0
+                    delta["emitted_at"] = time.time()
+                    yield f"event: delta\ndata: {json.dumps(delta, default=str)}\n\n"
+                else:
+                    quiet += poll_seconds
+                    if quiet >= _HEARTBEAT_SECONDS:
+                        quiet = 0.0
+                        yield ": keep-alive\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    add_auth(app, api_key_from_env(api_key_env), header=API_KEY_HEADER)
+    return app

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -60,7 +59,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
-from stellar_graph._serving_ui import add_auth, with_typed_items
+from stellar_graph._serving_ui import API_KEY_HEADER, add_auth, api_key_from_env, with_typed_items
 from stellar_graph.agents.factory import compile_agents
 from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, utc_now
@@ -112,7 +111,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "STELLAR_GRAPH_API_KEY"
-API_KEY_HEADER = "X-API-Key"
 THREAD_HEADER = "X-Thread-Id"
 DEFAULT_THREAD = "stellar-orchestra"
 WAIT_HEADER = "X-Wait"
@@ -189,7 +187,7 @@ def create_app(
     add_dashboard(app, orchestra)
     _add_error_handlers(app)
     _add_body_checks(app)
-    add_auth(app, _api_key(api_key_env), header=API_KEY_HEADER)
+    add_auth(app, api_key_from_env(api_key_env), header=API_KEY_HEADER)
     return app
 
 
@@ -207,20 +205,6 @@ class _OrchestraForm(RootModel[OrchestraInput]):
             "set_agent_health": HealthChange, "deliver_messages": MessageDelivery,
         }
         return with_typed_items(super().model_json_schema(*args, **kwargs), items, hidden=("task_outcomes",))
-
-
-def _api_key(env: str) -> str | None:
-    """The API key from ``env``; unset means no auth, set but blank is refused (it would
-    silently serve without auth)."""
-    key = os.environ.get(env)
-    if key is not None and not key.strip():
-        raise ConfigurationError(
-            f"`{env}` is set but empty, which would serve without authentication. Fix: set it to a "
-            f"key, or unset it to serve without auth on purpose.",
-            field=env,
-            value=key,
-        )
-    return key
 
 
 class _Served(Runnable[dict[str, Any], dict[str, Any]]):

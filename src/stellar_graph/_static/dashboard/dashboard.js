@@ -9,7 +9,9 @@ const STAMP = { running: "started_at", completed: "finished_at", failed: "finish
 
 const model = { thread: "", agents: {}, tasks: {}, allocations: {}, events: [], selected: null };
 // What the page showed and when, for tests and for people curious about the lag.
-window.__dashboard = { seen: {}, lags: [], updates: 0 };
+// lags: from the time a record carries (started_at, finished_at...) to the screen (the orchestra's
+// own latency included); pipeline: from the server emitting a change to the screen.
+window.__dashboard = { seen: {}, lags: [], pipeline: [], updates: 0 };
 
 const $ = (selector) => document.querySelector(selector);
 const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -34,13 +36,21 @@ function noteStatuses() {
 }
 
 let scheduled = false;
+let pending = [];  // emission times of the deltas the next draw shows
 function render() {
   if (scheduled) return;
   scheduled = true;
-  requestAnimationFrame(() => { scheduled = false; draw(); });
+  requestAnimationFrame(() => {
+    scheduled = false;
+    draw();
+    const now = Date.now();
+    window.__dashboard.pipeline.push(...pending.map((at) => now - at));
+    pending = [];
+  });
 }
 
 function draw() {
+  const started = performance.now();
   noteStatuses();
   const tasks = Object.values(model.tasks).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
   const columns = { waiting: [], running: [], finished: [], refused: [] };
@@ -60,13 +70,16 @@ function draw() {
   $("#events").innerHTML = model.events.slice(-200).reverse().map((e) =>
     `<li>${esc((e.timestamp || "").slice(11, 19))} ${esc(e.type)} ${esc(e.task_id || e.agent_id || "")}${e.agent_id && e.task_id ? " → " + esc(e.agent_id) : ""}${e.error ? ": " + esc(e.error) : ""}</li>`).join("");
   if (model.selected) drawDetails(model.selected);
-  window.__dashboard.updates += 1;
+  const stats = window.__dashboard;
+  stats.updates += 1;
+  stats.drawMs = performance.now() - started;
+  if (stats.firstPaintMs === undefined && tasks.length) stats.firstPaintMs = performance.now();  // since navigation
 }
 
 function card(task) {
   const alloc = model.allocations[task.allocation_id] || {};
   const late = alloc.likely_late ? " late" : "";
-  const score = typeof alloc.score === "number" ? ` · ${alloc.score.toFixed(2)}` : "";
+  const score = alloc.agent_id && typeof alloc.score === "number" ? ` · ${alloc.score.toFixed(2)}` : "";
   return `<div class="card${late}" data-task="${esc(task.id)}" data-status="${esc(task.status)}">
     <div class="id">${esc(task.id)}</div>
     <div class="meta">${esc(task.status)} · ${esc(task.agent_id || "-")}${score} · ${esc(task.priority || "")}</div></div>`;
@@ -141,6 +154,7 @@ async function load(thread) {
   const apply = (delta) => {
     for (const key of ["agents", "tasks", "allocations"]) merge(model[key], delta[key]);
     if (delta.events) model.events.push(...delta.events);
+    if (delta.emitted_at) pending.push(delta.emitted_at * 1000);
     render();
   };
   source = new EventSource(`/dashboard/api/stream${query}`);
