@@ -22,15 +22,15 @@ checkpoint every half second, so it can watch an orchestra that another process 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 __all__ = ["STATIC_DIR", "add_dashboard", "board_delta", "create_dashboard_app", "state_delta"]
@@ -51,6 +51,24 @@ class _Orchestra(Protocol):
     async def runtime(self, thread: str) -> Any: ...
 
 
+def _lean(key: str, records: Mapping[str, Any]) -> dict[str, Any]:
+    """Records as the page needs them: a task without its agent's full ``report`` (the task keeps
+    its result, error and timings), about half the bytes of a board."""
+    if key != "tasks":
+        return dict(records)
+    return {k: ({f: v for f, v in r.items() if f != "report"} if isinstance(r, Mapping) else r) for k, r in records.items()}
+
+
+def board_json(thread: str, state: Mapping[str, Any]) -> Response:
+    """The board of one thread, serialised with orjson (a 1,000-task board is about 1 MB)."""
+    body = {"thread": thread, **{k: _lean(k, state.get(k) or {}) if k != "events" else state.get(k) or [] for k in _KEYS}}
+    return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+def _sse(delta: Mapping[str, Any]) -> str:
+    return f"event: delta\ndata: {orjson.dumps(delta, default=str).decode()}\n\n"
+
+
 def board_delta(chunk: Mapping[str, Any]) -> dict[str, Any]:
     """The records one ``updates`` chunk (node name -> update) changed, merged over its nodes."""
     delta: dict[str, Any] = {}
@@ -60,7 +78,7 @@ def board_delta(chunk: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("agents", "tasks", "allocations", "collaborations"):
             part = update.get(key)
             if isinstance(part, Mapping) and part:
-                delta.setdefault(key, {}).update(part)
+                delta.setdefault(key, {}).update(_lean(key, part))
         events = update.get("events")
         if isinstance(events, list) and events:
             delta.setdefault("events", []).extend(events)
@@ -76,7 +94,7 @@ def state_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
         changed = {k: v for k, v in new.items() if old.get(k) != v}
         changed.update(dict.fromkeys(set(old) - set(new)))
         if changed:
-            delta[key] = changed
+            delta[key] = _lean(key, changed)
     old_events, new_events = before.get("events") or [], after.get("events") or []
     last = old_events[-1].get("event_id") if old_events else None
     ids = [e.get("event_id") for e in new_events]
@@ -95,11 +113,10 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     @app.get("/dashboard/api/board")
-    async def board(thread: str | None = None) -> JSONResponse:
+    async def board(thread: str | None = None) -> Response:
         """The thread's current state for the dashboard."""
         name = thread or orchestra.default_thread
-        state = await orchestra.state(name)
-        return JSONResponse({"thread": name, **{k: state.get(k) or ({} if k != "events" else []) for k in _KEYS}})
+        return board_json(name, await orchestra.state(name))
 
     @app.get("/dashboard/api/stream")
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
@@ -123,7 +140,7 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
                     except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
-                    yield f"event: delta\ndata: {json.dumps(delta, default=str)}\n\n"
+                    yield _sse(delta)
             finally:
                 if on_update in runtime.listeners:
                     runtime.listeners.remove(on_update)
@@ -182,10 +199,9 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
         return {"status": "ok"}
 
     @app.get("/dashboard/api/board")
-    async def board(thread: str | None = None) -> JSONResponse:
+    async def board(thread: str | None = None) -> Response:
         name = thread or source.default_thread
-        state = await source.state(name)
-        return JSONResponse({"thread": name, **{k: state.get(k) or ({} if k != "events" else []) for k in _KEYS}})
+        return board_json(name, await source.state(name))
 
     @app.get("/dashboard/api/stream")
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
@@ -203,7 +219,7 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
                 if delta:
                     quiet = 0.0
                     delta["emitted_at"] = time.time()
-                    yield f"event: delta\ndata: {json.dumps(delta, default=str)}\n\n"
+                    yield _sse(delta)
                 else:
                     quiet += poll_seconds
                     if quiet >= _HEARTBEAT_SECONDS:

@@ -67,13 +67,73 @@ function draw() {
   $("#counts").innerHTML = Object.entries(counts).map(([s, n]) => `<span>${esc(s)} ${n}</span>`).join("");
   drawAgents(tasks);
   drawEscalations(tasks);
+  noteFinished(tasks);
+  setTimeout(() => drawCharts(tasks), 0);  // after the board is on screen: charts never delay it
   $("#events").innerHTML = model.events.slice(-200).reverse().map((e) =>
     `<li>${esc((e.timestamp || "").slice(11, 19))} ${esc(e.type)} ${esc(e.task_id || e.agent_id || "")}${e.agent_id && e.task_id ? " → " + esc(e.agent_id) : ""}${e.error ? ": " + esc(e.error) : ""}</li>`).join("");
   if (model.selected) drawDetails(model.selected);
   const stats = window.__dashboard;
   stats.updates += 1;
   stats.drawMs = performance.now() - started;
-  if (stats.firstPaintMs === undefined && tasks.length) stats.firstPaintMs = performance.now();  // since navigation
+  if (stats.firstPaintMs === undefined && tasks.length) {
+    stats.firstPaintMs = performance.now();  // since navigation
+    stats.firstPaintTasks = tasks.length;
+  }
+}
+
+// -- charts (uPlot, shipped with the page) ----------------------------------------------------------
+const finished = {};  // task id -> {at: epoch seconds, wall: seconds}; kept after a task leaves the board
+const charts = {};
+let chartsDrawn = 0;
+
+function noteFinished(tasks) {
+  for (const task of tasks) {
+    if (FINISHED.has(task.status) && task.finished_at && !(task.id in finished)) {
+      finished[task.id] = { at: Date.parse(task.finished_at) / 1000, wall: Number(task.wall_seconds ?? NaN) };
+    }
+  }
+}
+
+function percentile(sorted, q) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+}
+
+function chart(id, series, data) {
+  const host = document.getElementById(id);
+  if (!host || typeof uPlot === "undefined") return;
+  if (!charts[id]) {
+    const width = Math.max(host.clientWidth, 240);
+    charts[id] = new uPlot({ width, height: 160, series: [{}, ...series], axes: [{}, { size: 40 }],
+                             legend: { show: true }, cursor: { drag: { x: false, y: false } } }, data, host);
+  } else {
+    charts[id].setData(data);
+  }
+}
+
+function drawCharts(tasks) {
+  const now = performance.now();
+  if (now - chartsDrawn < 500) return;  // at most twice a second, whatever the event rate
+  chartsDrawn = now;
+  const points = Object.values(finished).sort((a, b) => a.at - b.at);
+  chart("chart-throughput", [{ label: "finished", stroke: "#1a7f37", width: 2 }],
+        [points.map((p) => p.at), points.map((_, i) => i + 1)]);
+  const timed = points.filter((p) => Number.isFinite(p.wall));
+  const p50 = [], p90 = [];
+  timed.forEach((_, i) => {
+    const window = timed.slice(Math.max(0, i - 49), i + 1).map((p) => p.wall).sort((a, b) => a - b);
+    p50.push(percentile(window, 0.5));
+    p90.push(percentile(window, 0.9));
+  });
+  chart("chart-latency", [
+    { label: "task", stroke: "#98a2b3", points: { show: true, size: 4 }, width: 0 },
+    { label: "p50", stroke: "#0b62c4", width: 2 },
+    { label: "p90", stroke: "#c0362c", width: 2 },
+  ], [timed.map((p) => p.at), timed.map((p) => p.wall), p50, p90]);
+  $("#utilisation").innerHTML = Object.values(model.agents).sort((a, b) => a.agent_id.localeCompare(b.agent_id)).map((agent) => {
+    const busy = tasks.filter((t) => t.agent_id === agent.agent_id && t.status === "running").length;
+    const share = Math.min(1, busy / Math.max(1, Number(agent.capacity) || 1));
+    return `<div class="meter"><span>${esc(agent.agent_id)}</span><div class="bar"><span style="width:${(share * 100).toFixed(0)}%"></span></div><span>${busy}/${esc(agent.capacity)}</span></div>`;
+  }).join("");
 }
 
 function card(task) {
@@ -164,7 +224,9 @@ async function load(thread) {
     const delta = JSON.parse(message.data);
     if (early) early.push(delta); else apply(delta);
   });
-  const response = await fetch(`/dashboard/api/board${query}`);
+  const requested = window.__boardRequest;  // started by the page's head, before the scripts loaded
+  window.__boardRequest = null;
+  const response = await (requested && requested.thread === thread ? requested.response : fetch(`/dashboard/api/board${query}`));
   const board = await response.json();
   model.thread = board.thread;
   $("#thread").value = board.thread;
