@@ -130,6 +130,9 @@ def test_the_page_and_its_api_need_the_key(server: str) -> None:
         assert httpx.get(server + path, timeout=10).status_code in {401, 303}, path
     board = httpx.get(f"{server}/dashboard/api/board?thread=nobody", headers={API_KEY_HEADER: KEY}, timeout=10)
     assert board.status_code == 200 and board.json()["tasks"] == {}
+    for path in ("/dashboard/api/board", "/dashboard/api/stream"):
+        bad = httpx.get(f"{server}{path}?thread=../etc", headers={API_KEY_HEADER: KEY}, timeout=10)
+        assert bad.status_code == 422 and "Invalid `thread`" in bad.text, path
 
 
 def test_a_delta_carries_the_records_a_step_changed() -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import html
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -29,9 +30,11 @@ from pydantic import BaseModel
 
 from stellar_graph.errors import ConfigurationError
 
-__all__ = ["API_KEY_HEADER", "SESSION_COOKIE", "add_auth", "api_key_from_env", "with_typed_items"]
+__all__ = ["API_KEY_HEADER", "SESSION_COOKIE", "THREAD_ID", "add_auth", "api_key_from_env", "with_typed_items"]
 
 API_KEY_HEADER = "X-API-Key"
+THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+"""What a thread id may look like on the HTTP routes."""
 
 SESSION_COOKIE = "stellar_graph_session"
 OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})

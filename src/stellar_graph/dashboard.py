@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -63,6 +63,21 @@ def board_json(thread: str, state: Mapping[str, Any]) -> Response:
     """The board of one thread, serialised with orjson (a 1,000-task board is about 1 MB)."""
     body = {"thread": thread, **{k: _lean(k, state.get(k) or {}) if k != "events" else state.get(k) or [] for k in _KEYS}}
     return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+def _thread(thread: str | None, default: str) -> str:
+    """The thread a dashboard request names (its default if none).
+
+    Raises:
+        HTTPException: 422 for a thread id the server would not accept.
+    """
+    from stellar_graph._serving_ui import THREAD_ID
+
+    name = thread or default
+    if not THREAD_ID.fullmatch(name):
+        raise HTTPException(422, f"Invalid `thread` {name[:140]!r}. Fix: 1-128 letters, digits or ._:@- "
+                                 "starting with a letter or digit.")
+    return name
 
 
 def _sse(delta: Mapping[str, Any]) -> str:
@@ -112,16 +127,16 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
     async def page() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/dashboard/api/board")
+    @app.get("/dashboard/api/board", include_in_schema=False)  # the page's own API, documented above
     async def board(thread: str | None = None) -> Response:
         """The thread's current state for the dashboard."""
-        name = thread or orchestra.default_thread
+        name = _thread(thread, orchestra.default_thread)
         return board_json(name, await orchestra.state(name))
 
-    @app.get("/dashboard/api/stream")
+    @app.get("/dashboard/api/stream", include_in_schema=False)
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
         """Server-Sent Events: a ``delta`` for every control-run step of the thread."""
-        runtime = await orchestra.runtime(thread or orchestra.default_thread)
+        runtime = await orchestra.runtime(_thread(thread, orchestra.default_thread))
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_QUEUE)
 
         def on_update(chunk: dict[str, Any]) -> None:
@@ -198,14 +213,14 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/dashboard/api/board")
+    @app.get("/dashboard/api/board", include_in_schema=False)
     async def board(thread: str | None = None) -> Response:
-        name = thread or source.default_thread
+        name = _thread(thread, source.default_thread)
         return board_json(name, await source.state(name))
 
-    @app.get("/dashboard/api/stream")
+    @app.get("/dashboard/api/stream", include_in_schema=False)
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
-        name = thread or source.default_thread
+        name = _thread(thread, source.default_thread)
 
         async def events() -> AsyncIterator[str]:
             yield "retry: 1000\n\n"

@@ -59,7 +59,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
-from stellar_graph._serving_ui import API_KEY_HEADER, add_auth, api_key_from_env, with_typed_items
+from stellar_graph._serving_ui import (
+    API_KEY_HEADER,
+    THREAD_ID,
+    add_auth,
+    api_key_from_env,
+    with_typed_items,
+)
 from stellar_graph.agents.factory import compile_agents
 from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, utc_now
@@ -116,7 +122,7 @@ DEFAULT_THREAD = "stellar-orchestra"
 WAIT_HEADER = "X-Wait"
 _WAITS = ("completion", "allocation")
 _SETTLED = frozenset({*FINISHED, "escalating"})
-_THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_THREAD_ID = THREAD_ID
 # Bad agents, tasks or run options in a request (a ConfigurationError there is the caller's).
 _CLIENT_ERRORS = (ConfigurationError, DuplicateAgentError, UnknownAgentError)
 
