@@ -195,6 +195,8 @@ def test_the_dashboard_of_a_finished_cli_run_reads_well(tmp_path: Path) -> None:
                 expect(page.locator("#chart-throughput canvas")).to_have_count(1)  # uPlot, shipped with the page
                 expect(page.locator("#chart-latency canvas")).to_have_count(1)
                 expect(page.locator("#utilisation .meter")).to_have_count(5)
+                expect(page.locator("#summary")).to_contain_text("tokens: routing")  # the metrics tree
+                expect(page.locator("#summary")).to_contain_text("0 (0 calls, 0% of all)")  # no routing LLM calls
                 page.locator('.card[data-task="ethics-framework"]').click()
                 expect(page.locator("#details-body")).to_contain_text("skills")
                 page.screenshot(path=str(shot), full_page=True)

@@ -7,6 +7,9 @@ explanation, runners-up and predicted completion interval, and the event stream.
 
 - ``GET /dashboard/api/board?thread=T``: the thread's state (agents, tasks, allocations,
   collaborations, events, metrics), as the orchestra checkpointed it;
+- ``GET /dashboard/api/summary?thread=T``: the metrics tree of :mod:`stellar_graph.metrics`
+  (latency percentiles, throughput, utilisation, the routing/work token split, the learner's
+  score), which the page asks for every few seconds;
 - ``GET /dashboard/api/stream?thread=T``: Server-Sent Events, one ``delta`` per control-run step
   (the records that step changed: tasks, agents, allocations, events), pushed as the runtime
   applies them, with a comment every 15 s to keep proxies from closing the stream.
@@ -63,6 +66,13 @@ def board_json(thread: str, state: Mapping[str, Any]) -> Response:
     """The board of one thread, serialised with orjson (a 1,000-task board is about 1 MB)."""
     body = {"thread": thread, **{k: _lean(k, state.get(k) or {}) if k != "events" else state.get(k) or [] for k in _KEYS}}
     return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+def summary_json(state: Mapping[str, Any]) -> Response:
+    """The metrics tree of one thread's state."""
+    from stellar_graph.metrics import performance_metrics
+
+    return Response(orjson.dumps(performance_metrics(state), default=str), media_type="application/json")
 
 
 def _thread(thread: str | None, default: str) -> str:
@@ -132,6 +142,11 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
         """The thread's current state for the dashboard."""
         name = _thread(thread, orchestra.default_thread)
         return board_json(name, await orchestra.state(name))
+
+    @app.get("/dashboard/api/summary", include_in_schema=False)
+    async def summary(thread: str | None = None) -> Response:
+        """The thread's metrics tree."""
+        return summary_json(await orchestra.state(_thread(thread, orchestra.default_thread)))
 
     @app.get("/dashboard/api/stream", include_in_schema=False)
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
@@ -217,6 +232,10 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
     async def board(thread: str | None = None) -> Response:
         name = _thread(thread, source.default_thread)
         return board_json(name, await source.state(name))
+
+    @app.get("/dashboard/api/summary", include_in_schema=False)
+    async def summary(thread: str | None = None) -> Response:
+        return summary_json(await source.state(_thread(thread, source.default_thread)))
 
     @app.get("/dashboard/api/stream", include_in_schema=False)
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:

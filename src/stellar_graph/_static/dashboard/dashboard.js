@@ -120,9 +120,9 @@ function drawCharts(tasks) {
   const timed = points.filter((p) => Number.isFinite(p.wall));
   const p50 = [], p90 = [];
   timed.forEach((_, i) => {
-    const window = timed.slice(Math.max(0, i - 49), i + 1).map((p) => p.wall).sort((a, b) => a - b);
-    p50.push(percentile(window, 0.5));
-    p90.push(percentile(window, 0.9));
+    const recent = timed.slice(Math.max(0, i - 49), i + 1).map((p) => p.wall).sort((a, b) => a - b);
+    p50.push(percentile(recent, 0.5));
+    p90.push(percentile(recent, 0.9));
   });
   chart("chart-latency", [
     { label: "task", stroke: "#98a2b3", points: { show: true, size: 4 }, width: 0 },
@@ -135,6 +135,42 @@ function drawCharts(tasks) {
     return `<div class="meter"><span>${esc(agent.agent_id)}</span><div class="bar"><span style="width:${(share * 100).toFixed(0)}%"></span></div><span>${busy}/${esc(agent.capacity)}</span></div>`;
   }).join("");
 }
+
+// -- the metrics tree, asked for every few seconds ---------------------------------------------------
+const learning = { at: [], score: [] };
+
+async function refreshSummary() {
+  if (!model.thread) return;
+  try {
+    const response = await fetch(`/dashboard/api/summary?thread=${encodeURIComponent(model.thread)}`);
+    if (!response.ok) return;
+    drawSummary(await response.json());
+  } catch (error) { /* the stream's status shows the connection; try again next time */ }
+}
+
+function drawSummary(m) {
+  const latency = (m.performance || {}).latency_seconds || {};
+  const tokens = m.tokens || {};
+  const routing = tokens.routing || {}, work = tokens.work || {};
+  const routingTokens = (routing.input || 0) + (routing.output || 0), workTokens = (work.input || 0) + (work.output || 0);
+  const share = routingTokens + workTokens ? (100 * routingTokens / (routingTokens + workTokens)).toFixed(1) : "0";
+  const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "-");
+  $("#summary").innerHTML = `<table class="summary">
+    <tr><th>task wall time</th><td>p50 ${fmt(latency.p50)} s · p90 ${fmt(latency.p90)} s · p99 ${fmt(latency.p99)} s</td></tr>
+    <tr><th>throughput</th><td>${fmt((m.performance || {}).throughput_per_minute)} tasks/min</td></tr>
+    <tr><th>tokens: routing</th><td>${routingTokens} (${routing.calls || 0} calls, ${share}% of all)</td></tr>
+    <tr><th>tokens: work</th><td>${workTokens}</td></tr>
+    <tr><th>allocation efficiency</th><td>${fmt((m.task_allocation || {}).efficiency)}</td></tr></table>`;
+  const score = (m.adaptation || {}).learning_score;
+  if (typeof score === "number") {
+    learning.at.push(Date.now() / 1000);
+    learning.score.push(score);
+    chart("chart-learning", [{ label: "learning score", stroke: "#8250df", width: 2 }], [learning.at, learning.score]);
+  } else if (!learning.at.length) {
+    document.getElementById("chart-learning").textContent = "no learned outcomes yet";
+  }
+}
+setInterval(refreshSummary, 3000);
 
 function card(task) {
   const alloc = model.allocations[task.allocation_id] || {};
@@ -236,6 +272,7 @@ async function load(thread) {
   early = null;
   buffered.forEach(apply);
   render();
+  refreshSummary();
 }
 
 document.addEventListener("click", (event) => {
