@@ -91,17 +91,19 @@ def test_tasks_move_across_the_board_live_and_an_escalation_is_resolved_from_the
             assert page.locator("#thread").input_value() == thread
 
             _submit(server, thread, {"register_agents": [ATLAS.default_profile("atlas-001")],
-                                     "submit_tasks": [_task(f"t{i}", "ethics") for i in range(3)]})
+                                     "submit_tasks": [_task(f"t{i}", "ethics") for i in range(4)]})
             running = page.locator('[data-column="running"] .card')
-            expect(running).to_have_count(3, timeout=5_000)  # each simulated answer takes 1 s
+            expect(running).to_have_count(3, timeout=5_000)  # capacity 3; each simulated answer takes 1 s
+            expect(page.locator('[data-column="waiting"] .card[data-task="t3"]')).to_have_attribute("data-status", "queued")
             finished = page.locator('[data-column="finished"] .card[data-status="completed"]')
-            expect(finished).to_have_count(3, timeout=15_000)
+            expect(finished).to_have_count(4, timeout=15_000)
             seen = page.evaluate("window.__dashboard.seen")
             lags = page.evaluate("window.__dashboard.lags")
+            assert list(seen["t3"]) == ["pending", "queued", "running", "completed"], seen  # in order, no reload
             for i in range(3):
                 assert {"running", "completed"} <= set(seen[f"t{i}"]), seen
             shown = [lag for lag in lags if lag["status"] in {"running", "completed"}]
-            assert len(shown) == 6 and max(lag["ms"] for lag in shown) <= 1_000, lags
+            assert len(shown) == 8 and max(lag["ms"] for lag in shown) <= 1_000, lags
             print(f"\ndashboard: event-to-screen lag max {max(lag['ms'] for lag in shown)} ms over {len(shown)} changes")
 
             page.locator('.card[data-task="t0"]').click()  # the allocation's explanation
@@ -262,3 +264,32 @@ def test_a_state_delta_names_what_changed_left_and_arrived() -> None:
         "events": [{"event_id": "e3"}],
     }
     assert state_delta(after, after) == {}
+
+
+def test_a_collaboration_shows_its_plan_bids_votes_and_outcome(tmp_path: Path) -> None:
+    _require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    data = tmp_path / "data"
+    run = subprocess.run([*_command(), "run", "collaboration", "--data-dir", str(data), "--report",
+                          str(tmp_path / "r.json"), "--quiet"], capture_output=True, text=True, timeout=180,
+                         check=False, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    proc, url = _serve(tmp_path, "dashboard", "--data-dir", str(data))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{url}/dashboard")
+                collaboration = page.locator(".collaboration").first
+                expect(collaboration).to_contain_text("succeeded", timeout=15_000)
+                expect(collaboration).to_contain_text("s1 → atlas-001")  # the plan, awarded
+                expect(collaboration).to_contain_text("edison-001 refused on s1")  # Contract Net bids
+                expect(collaboration).to_contain_text("atlas-001: approve")  # the ballots
+                expect(collaboration).to_contain_text("approve (vote:majority)")  # the outcome
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

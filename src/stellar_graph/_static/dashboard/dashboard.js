@@ -7,7 +7,7 @@ const WAITING = new Set(["pending", "held", "allocated", "queued", "escalating"]
 const STAMP = { running: "started_at", completed: "finished_at", failed: "finished_at", degraded: "finished_at",
                 allocated: "allocated_at", queued: "allocated_at", refused: "submitted_at" };
 
-const model = { thread: "", agents: {}, tasks: {}, allocations: {}, events: [], selected: null };
+const model = { thread: "", agents: {}, tasks: {}, allocations: {}, collaborations: {}, events: [], selected: null };
 // What the page showed and when, for tests and for people curious about the lag.
 // lags: from the time a record carries (started_at, finished_at...) to the screen (the orchestra's
 // own latency included); pipeline: from the server emitting a change to the screen.
@@ -67,6 +67,7 @@ function draw() {
   $("#counts").innerHTML = Object.entries(counts).map(([s, n]) => `<span>${esc(s)} ${n}</span>`).join("");
   drawAgents(tasks);
   drawEscalations(tasks);
+  drawCollaborations();
   noteFinished(tasks);
   setTimeout(() => drawCharts(tasks), 0);  // after the board is on screen: charts never delay it
   $("#events").innerHTML = model.events.slice(-200).reverse().map((e) =>
@@ -133,6 +134,29 @@ function drawCharts(tasks) {
     const busy = tasks.filter((t) => t.agent_id === agent.agent_id && t.status === "running").length;
     const share = Math.min(1, busy / Math.max(1, Number(agent.capacity) || 1));
     return `<div class="meter"><span>${esc(agent.agent_id)}</span><div class="bar"><span style="width:${(share * 100).toFixed(0)}%"></span></div><span>${busy}/${esc(agent.capacity)}</span></div>`;
+  }).join("");
+}
+
+// -- collaborations: plan, bids, votes, conflicts --------------------------------------------------
+function drawCollaborations() {
+  const records = Object.values(model.collaborations).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  $("#collaborations").hidden = records.length === 0;
+  $("#collaboration-list").innerHTML = records.map((c) => {
+    const subtasks = Object.values(c.subtasks || {}).map((s) =>
+      `<li>${esc(s.id)} → ${esc(s.agent_id || "-")} <em>${esc(s.status)}</em>${s.score ? ` (bid ${Number(s.score).toFixed(2)})` : ""}</li>`).join("");
+    const bids = (c.rounds || []).flatMap((r) => r.bids || []).map((b) =>
+      `${esc(b.agent_id)} ${b.kind === "refuse" ? "refused" : "bid " + Number(b.score).toFixed(2)} on ${esc(b.subtask_id)}`).join("; ");
+    const ballots = ((c.votes || {}).ballots || []).map((v) => `${esc(v.voter)}: ${esc(v.choice)}`).join(", ");
+    const conflicts = Object.values(c.conflicts || {}).map((k) =>
+      `${esc(k.kind || k.type || "conflict")}: ${esc((k.resolution || {}).decision || k.status || "open")}`).join("; ");
+    const outcome = c.outcome || {};
+    return `<article class="collaboration" data-collaboration="${esc(c.id)}">
+      <h3>${esc(c.id)} <em>${esc(c.status)}</em></h3>
+      <p>${esc((c.goal || {}).description || "")}</p>
+      <ul>${subtasks}</ul>
+      <p><strong>bids</strong> ${bids || "none yet"}</p>
+      <p><strong>votes</strong> ${ballots || "none yet"}${outcome.decided_by ? ` → ${esc(outcome.decision)} (${esc(outcome.decided_by)})` : ""}</p>
+      <p><strong>conflicts</strong> ${conflicts || "none"}</p></article>`;
   }).join("");
 }
 
@@ -248,7 +272,7 @@ async function load(thread) {
   const query = thread ? `?thread=${encodeURIComponent(thread)}` : "";
   let early = [];  // deltas that arrive before the board: applied after it, so nothing goes back in time
   const apply = (delta) => {
-    for (const key of ["agents", "tasks", "allocations"]) merge(model[key], delta[key]);
+    for (const key of ["agents", "tasks", "allocations", "collaborations"]) merge(model[key], delta[key]);
     if (delta.events) model.events.push(...delta.events);
     if (delta.emitted_at) pending.push(delta.emitted_at * 1000);
     render();
@@ -266,7 +290,7 @@ async function load(thread) {
   const board = await response.json();
   model.thread = board.thread;
   $("#thread").value = board.thread;
-  for (const key of ["agents", "tasks", "allocations"]) merge(model[key], board[key]);
+  for (const key of ["agents", "tasks", "allocations", "collaborations"]) merge(model[key], board[key]);
   model.events = [...(board.events || [])];
   const buffered = early;
   early = null;
@@ -283,7 +307,7 @@ document.addEventListener("click", (event) => {
 });
 $("#thread-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  Object.assign(model, { agents: {}, tasks: {}, allocations: {}, events: [], selected: null });
+  Object.assign(model, { agents: {}, tasks: {}, allocations: {}, collaborations: {}, events: [], selected: null });
   const thread = $("#thread").value.trim();
   history.replaceState(null, "", `/dashboard${thread ? "?thread=" + encodeURIComponent(thread) : ""}`);
   load(thread);
