@@ -129,6 +129,8 @@ def test_the_cli_runs_the_projects_yaml_from_another_folder(project: Path, tmp_p
     for task, (agent, _) in EXPECTED.items():
         assert f"allocated   {task} -> {agent}" in proc.stdout
     assert "survey of hill-survey by surv-1" in proc.stdout and "filed file-it" in proc.stdout  # the result column
+    assert "SIMULATED agents of types atlas, edison, lilith, pythagoras, cartographer" in proc.stdout
+    assert "own model or graph: surveyor, clerk" in proc.stdout
     tasks = json.loads(report.read_text(encoding="utf-8"))["tasks"]
     assert _outcomes(tasks) == EXPECTED
 

@@ -177,8 +177,7 @@ async def _run(args: RunOptions, out: _Output) -> tuple[dict[str, Any], Path]:
     thread = args.thread or resumed or f"{scenario.name}-{started.strftime('%Y%m%dT%H%M%S%f')}"
     orchestra = StellarOrchestra(config, thread_id=thread, seed=args.seed)
     simulated = orchestra.simulated
-    out.line(f"stellar-graph: scenario {scenario.name!r}, thread {thread!r}, "
-             f"{'SIMULATED agents (no model configured)' if simulated else 'LLM agents'}")
+    out.line(f"stellar-graph: scenario {scenario.name!r}, thread {thread!r}, {_agents_line(orchestra)}")
     if resumed:
         out.line(f"  resuming: the last run of {scenario.name!r} did not finish (`--new` starts over)")
     ids = {t["id"] for t in scenario.tasks}
@@ -214,6 +213,17 @@ async def _run(args: RunOptions, out: _Output) -> tuple[dict[str, Any], Path]:
     result = _report(scenario, thread, simulated, state, metrics, started)
     _mark(marker, thread, finished=True)
     return result, Path(args.report or f"reports/{scenario.name}-{started.strftime('%Y%m%dT%H%M%S')}.json")
+
+
+def _agents_line(orchestra: StellarOrchestra) -> str:
+    """How the agents will work: simulated, LLM agents, or which types are which."""
+    faked = orchestra.simulated_types()
+    if not faked:
+        return "LLM agents" if not orchestra.simulated else "agents bring their own models or graphs"
+    real = [s.name for s in orchestra.agent_types.specs if s.name not in faked]
+    if not real:
+        return "SIMULATED agents (no model configured)"
+    return f"SIMULATED agents of types {', '.join(faked)} (no model configured); own model or graph: {', '.join(real)}"
 
 
 def _event_style(event: dict[str, Any]) -> str | None:

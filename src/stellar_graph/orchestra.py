@@ -187,6 +187,13 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         """True when no chat model is configured and agents run simulated."""
         return self._model is None
 
+    def simulated_types(self) -> list[str]:
+        """The agent types whose work is simulated: no orchestra model, and the type brings
+        neither a model nor a graph of its own (an instance's ``model`` still makes it real)."""
+        if self._model is not None:
+            return []
+        return [s.name for s in self.agent_types.specs if s.graph is None and s.model is None]
+
     @property
     def app(self) -> Any:
         """The compiled graph (for streaming, ``aget_state`` and Studio-style inspection)."""
