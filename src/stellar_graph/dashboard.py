@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,7 +36,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["STATIC_DIR", "add_dashboard", "board_delta", "create_dashboard_app", "state_delta"]
+__all__ = [
+    "STATIC_DIR",
+    "BoardSource",
+    "CheckpointBoard",
+    "LiveBoard",
+    "add_dashboard",
+    "board_delta",
+    "create_dashboard_app",
+    "state_delta",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +61,21 @@ class _Orchestra(Protocol):
     async def state(self, thread: str) -> dict[str, Any]: ...
 
     async def runtime(self, thread: str) -> Any: ...
+
+
+class BoardSource(Protocol):
+    """Where the dashboard reads a thread: its state, and the changes to it as they come."""
+
+    default_thread: str
+
+    async def state(self, thread: str) -> dict[str, Any]:
+        """The thread's current values."""
+        ...
+
+    def deltas(self, thread: str) -> AsyncGenerator[dict[str, Any] | None]:
+        """Each change (a delta stamped ``emitted_at``), or ``None`` after a quiet heartbeat
+        interval; the stream stops when the client leaves."""
+        ...
 
 
 def _lean(key: str, records: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,8 +153,66 @@ def state_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
     return delta
 
 
-def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
-    """Add the page, its static files and its two API routes to ``app`` (a live orchestra)."""
+class LiveBoard:
+    """A served orchestra as the dashboard's source: deltas from its runtime's ``updates``."""
+
+    def __init__(self, orchestra: _Orchestra) -> None:
+        self.orchestra = orchestra
+        self.default_thread = orchestra.default_thread
+
+    async def state(self, thread: str) -> dict[str, Any]:
+        return await self.orchestra.state(thread)
+
+    async def deltas(self, thread: str) -> AsyncGenerator[dict[str, Any] | None]:
+        runtime = await self.orchestra.runtime(thread)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_QUEUE)
+
+        def on_update(chunk: dict[str, Any]) -> None:
+            delta = board_delta(chunk)
+            if delta and not queue.full():
+                queue.put_nowait({**delta, "emitted_at": time.time()})  # the page measures its lag from here
+
+        runtime.listeners.append(on_update)
+        try:
+            while True:
+                try:
+                    yield await asyncio.wait_for(queue.get(), _HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield None
+        finally:
+            if on_update in runtime.listeners:
+                runtime.listeners.remove(on_update)
+
+
+class CheckpointBoard:
+    """A data directory or database as the dashboard's source, read-only: nothing is run, and
+    the thread's latest checkpoint is compared every ``poll_seconds``."""
+
+    def __init__(self, graph: Any, default_thread: str, *, poll_seconds: float = 0.5) -> None:
+        self.graph, self.default_thread, self.poll_seconds = graph, default_thread, poll_seconds
+
+    async def state(self, thread: str) -> dict[str, Any]:
+        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread}})
+        return dict(snapshot.values or {})
+
+    async def deltas(self, thread: str) -> AsyncGenerator[dict[str, Any] | None]:
+        before, quiet = await self.state(thread), 0.0
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            after = await self.state(thread)
+            delta, before = state_delta(before, after), after
+            if delta:
+                quiet = 0.0
+                yield {**delta, "emitted_at": time.time()}
+            else:
+                quiet += self.poll_seconds
+                if quiet >= _HEARTBEAT_SECONDS:
+                    quiet = 0.0
+                    yield None
+
+
+def add_dashboard(app: FastAPI, source: BoardSource) -> None:
+    """Add the page, its static files and its API routes to ``app``, reading ``source``."""
     app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
 
     @app.get("/dashboard", include_in_schema=False)
@@ -140,54 +222,31 @@ def add_dashboard(app: FastAPI, orchestra: _Orchestra) -> None:
     @app.get("/dashboard/api/board", include_in_schema=False)  # the page's own API, documented above
     async def board(thread: str | None = None) -> Response:
         """The thread's current state for the dashboard."""
-        name = _thread(thread, orchestra.default_thread)
-        return board_json(name, await orchestra.state(name))
+        name = _thread(thread, source.default_thread)
+        return board_json(name, await source.state(name))
 
     @app.get("/dashboard/api/summary", include_in_schema=False)
     async def summary(thread: str | None = None) -> Response:
         """The thread's metrics tree."""
-        return summary_json(await orchestra.state(_thread(thread, orchestra.default_thread)))
+        return summary_json(await source.state(_thread(thread, source.default_thread)))
 
     @app.get("/dashboard/api/stream", include_in_schema=False)
     async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
-        """Server-Sent Events: a ``delta`` for every control-run step of the thread."""
-        runtime = await orchestra.runtime(_thread(thread, orchestra.default_thread))
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=_QUEUE)
-
-        def on_update(chunk: dict[str, Any]) -> None:
-            delta = board_delta(chunk)
-            if delta and not queue.full():
-                queue.put_nowait({**delta, "emitted_at": time.time()})  # the page measures its lag from here
-
-        runtime.listeners.append(on_update)
+        """Server-Sent Events: a ``delta`` for every change of the thread."""
+        deltas = source.deltas(_thread(thread, source.default_thread))
 
         async def events() -> AsyncIterator[str]:
             try:
                 yield "retry: 1000\n\n"
-                while not await request.is_disconnected():
-                    try:
-                        delta = await asyncio.wait_for(queue.get(), _HEARTBEAT_SECONDS)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    yield _sse(delta)
+                async for delta in deltas:
+                    if await request.is_disconnected():
+                        break
+                    yield _sse(delta) if delta is not None else ": keep-alive\n\n"
             finally:
-                if on_update in runtime.listeners:
-                    runtime.listeners.remove(on_update)
+                await deltas.aclose()
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-
-class _Checkpoints:
-    """The read-only side of the dashboard: thread states from the checkpointer, nothing run."""
-
-    def __init__(self, graph: Any, default_thread: str) -> None:
-        self.graph, self.default_thread = graph, default_thread
-
-    async def state(self, thread: str) -> dict[str, Any]:
-        snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread}})
-        return dict(snapshot.values or {})
 
 
 def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5, api_key_env: str = "STELLAR_GRAPH_API_KEY") -> FastAPI:
@@ -208,7 +267,6 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
 
     cfg = OrchestraConfig.load(config)
     graph = create_orchestra(cfg).compile(name="orchestra")
-    source = _Checkpoints(graph, thread)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -217,50 +275,15 @@ def create_dashboard_app(config: Any, *, thread: str, poll_seconds: float = 0.5,
             yield
 
     app = FastAPI(title="stellar_graph dashboard", lifespan=lifespan)
-    app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    add_dashboard(app, CheckpointBoard(graph, thread, poll_seconds=poll_seconds))
 
     @app.get("/", include_in_schema=False)
-    @app.get("/dashboard", include_in_schema=False)
-    async def page() -> Response:
+    async def home() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get("/dashboard/api/board", include_in_schema=False)
-    async def board(thread: str | None = None) -> Response:
-        name = _thread(thread, source.default_thread)
-        return board_json(name, await source.state(name))
-
-    @app.get("/dashboard/api/summary", include_in_schema=False)
-    async def summary(thread: str | None = None) -> Response:
-        return summary_json(await source.state(_thread(thread, source.default_thread)))
-
-    @app.get("/dashboard/api/stream", include_in_schema=False)
-    async def stream(request: Request, thread: str | None = None) -> StreamingResponse:
-        name = _thread(thread, source.default_thread)
-
-        async def events() -> AsyncIterator[str]:
-            yield "retry: 1000\n\n"
-            before = await source.state(name)
-            quiet = 0.0
-            while not await request.is_disconnected():
-                await asyncio.sleep(poll_seconds)
-                after = await source.state(name)
-                delta = state_delta(before, after)
-                before = after
-                if delta:
-                    quiet = 0.0
-                    delta["emitted_at"] = time.time()
-                    yield _sse(delta)
-                else:
-                    quiet += poll_seconds
-                    if quiet >= _HEARTBEAT_SECONDS:
-                        quiet = 0.0
-                        yield ": keep-alive\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     add_auth(app, api_key_from_env(api_key_env), header=API_KEY_HEADER)
     return app

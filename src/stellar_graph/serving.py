@@ -70,7 +70,7 @@ from stellar_graph.agents.factory import compile_agents
 from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
 from stellar_graph.board import FINISHED, utc_now
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.dashboard import add_dashboard
+from stellar_graph.dashboard import LiveBoard, add_dashboard
 from stellar_graph.errors import (
     ConfigurationError,
     DuplicateAgentError,
@@ -190,7 +190,7 @@ def create_app(
     for name, agent in compile_agents(registry.specs, model=chat, seed=seed, models=ChatModels(cfg.llm)).items():
         add_routes(app, _Served(agent), path=f"/agents/{name}", per_req_config_modifier=_check_agent_input)
     _add_ops_routes(app, orchestra)
-    add_dashboard(app, orchestra)
+    add_dashboard(app, LiveBoard(orchestra))
     _add_error_handlers(app)
     _add_body_checks(app)
     add_auth(app, api_key_from_env(api_key_env), header=API_KEY_HEADER)
