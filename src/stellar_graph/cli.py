@@ -119,6 +119,22 @@ def _fail(exc: StellarGraphError) -> int:
     return 2
 
 
+def _options(data_dir: str | None, model: str | None) -> dict[str, Any]:
+    """The config keys the command-line options set (arguments beat every other source)."""
+    patch: dict[str, Any] = {}
+    if data_dir:
+        patch["persistence"] = {"data_dir": data_dir}
+    if model:
+        patch["llm"] = {"model": model}
+    return patch
+
+
+def _missing_extra(command: str, exc: ImportError) -> int:
+    print(f"error: `stellar-graph {command}` needs the `serve` extra ({exc.name} is missing): "
+          "pip install 'stellar-graph[serve]'", file=sys.stderr)
+    return 2
+
+
 def _check_seed(value: int) -> int:
     if value < 0:
         raise typer.BadParameter(f"{value} is negative; use a seed >= 0")
@@ -166,11 +182,7 @@ def run(
 async def _run(args: RunOptions, out: _Output) -> tuple[dict[str, Any], Path]:
     started = datetime.now(UTC)
     scenario = load_scenario(args.scenario, now=started)
-    patch: dict[str, Any] = {}
-    if args.data_dir:
-        patch["persistence"] = {"data_dir": args.data_dir}
-    if args.model:
-        patch["llm"] = {"model": args.model}
+    patch = _options(args.data_dir, args.model)
     config = scenario.config.merged(patch) if patch else scenario.config
     marker = sqlite_paths(config.persistence)[0].parent / "runs" / f"{scenario.name}.json"
     resumed = None if args.thread or args.new else _unfinished(marker)
@@ -309,16 +321,9 @@ def serve(
 
         from stellar_graph.serving import API_KEY_ENV, DEFAULT_THREAD, create_app
     except ImportError as exc:
-        print(f"error: `stellar-graph serve` needs the `serve` extra ({exc.name} is missing): "
-              "pip install 'stellar-graph[serve]'", file=sys.stderr)
-        return 2
-    patch: dict[str, Any] = {}
-    if data_dir:
-        patch["persistence"] = {"data_dir": data_dir}
-    if model:
-        patch["llm"] = {"model": model}
+        return _missing_extra("serve", exc)
     try:
-        loaded = OrchestraConfig.load(config).merged(patch)
+        loaded = OrchestraConfig.load(config).merged(_options(data_dir, model))
         served = create_app(loaded, thread_id=thread or DEFAULT_THREAD)
     except StellarGraphError as exc:
         return _fail(exc)
@@ -346,11 +351,9 @@ def dashboard(
 
         from stellar_graph.dashboard import create_dashboard_app
     except ImportError as exc:
-        print(f"error: `stellar-graph dashboard` needs the `serve` extra ({exc.name} is missing): "
-              "pip install 'stellar-graph[serve]'", file=sys.stderr)
-        return 2
+        return _missing_extra("dashboard", exc)
     try:
-        loaded = OrchestraConfig.load(config).merged({"persistence": {"data_dir": data_dir}} if data_dir else {})
+        loaded = OrchestraConfig.load(config).merged(_options(data_dir, None))
         shown = thread or _latest_run(sqlite_paths(loaded.persistence)[0].parent / "runs") or "stellar-orchestra"
         served = create_dashboard_app(loaded, thread=shown)
     except StellarGraphError as exc:

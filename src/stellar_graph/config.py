@@ -264,7 +264,10 @@ class OrchestraConfig(_Section):
                 "to `OrchestraConfig.load`.",
                 value=data,
             )
-        merged = _deep_merge(environment_layer(), {**dict(data or {}), **overrides})
+        return cls._validated(_deep_merge(environment_layer(), {**dict(data or {}), **overrides}))
+
+    @classmethod
+    def _validated(cls, merged: Mapping[str, Any]) -> OrchestraConfig:
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
@@ -306,7 +309,7 @@ class OrchestraConfig(_Section):
                 )
             data = {**section, **({"agent_types": data["agent_types"]} if "agent_types" in data else {})}
         # environment > file: the environment's keys are merged over the file's
-        return cls.from_dict(_deep_merge(with_base_dir(data, p.resolve().parent), environment_layer()))
+        return cls._validated(_deep_merge(with_base_dir(data, p.resolve().parent), environment_layer()))
 
     @classmethod
     def load(cls, source: OrchestraConfig | Mapping[str, Any] | str | os.PathLike[str] | None) -> OrchestraConfig:

@@ -46,6 +46,7 @@ __all__ = [
     "AgentOutput",
     "AgentState",
     "adapt_agent",
+    "agent_graph",
     "answer_from_output",
     "answered_once",
     "check",
@@ -251,12 +252,19 @@ def adapt_agent(spec: AgentSpec, *, policy: AgentPolicy | None = None) -> StateG
 
         return await answered_once(state, runtime, work)
 
+    return agent_graph(act, rules)
+
+
+def agent_graph(act: Any, rules: AgentPolicy, *, plan: Any = None) -> StateGraph[Any, Any, Any, Any]:
+    """The shape every agent graph built here has: ``[plan ->] act -> check -> report``, the
+    ``act`` step under the policy's RetryPolicy and TimeoutPolicy."""
     builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentOutput)
+    steps = ["plan", "act", "check", "report"] if plan is not None else ["act", "check", "report"]
+    if plan is not None:
+        builder.add_node("plan", plan)
     builder.add_node("act", act, retry_policy=rules.retry_policy(), timeout=rules.timeout_policy())
     builder.add_node("check", inline(check))
     builder.add_node("report", inline(report))
-    builder.add_edge(START, "act")
-    builder.add_edge("act", "check")
-    builder.add_edge("check", "report")
-    builder.add_edge("report", END)
+    for a, b in zip([START, *steps], [*steps, END], strict=True):
+        builder.add_edge(a, b)
     return builder

@@ -27,7 +27,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
@@ -38,9 +38,8 @@ from stellar_graph.agents.contract import (
     AgentOutput,
     AgentState,
     adapt_agent,
+    agent_graph,
     answered_once,
-    check,
-    report,
 )
 from stellar_graph.agents.policy import AgentPolicy, is_retryable, retry_after_seconds
 from stellar_graph.agents.render import render_messages
@@ -123,17 +122,7 @@ def create_agent(
                 await asyncio.sleep(min(delay, rules.max_retry_after))  # the provider asked us to wait
             raise
 
-    builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentOutput)
-    builder.add_node("plan", inline(plan))
-    builder.add_node("act", act, retry_policy=rules.retry_policy(), timeout=rules.timeout_policy())
-    builder.add_node("check", inline(check))
-    builder.add_node("report", inline(report))
-    builder.add_edge(START, "plan")
-    builder.add_edge("plan", "act")
-    builder.add_edge("act", "check")
-    builder.add_edge("check", "report")
-    builder.add_edge("report", END)
-    return builder
+    return agent_graph(act, rules, plan=inline(plan))
 
 
 def compile_agents(
