@@ -37,6 +37,7 @@ from stellar_graph.testing import acheck_agent_contract, check_agent_contract, s
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import bench_server
+from tests.servers import cli, safe_env, stellar_server
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FILE_BLOCK = re.compile(r"<!-- file: (?P<name>[^ ]+) -->\n```[a-z]*\n(?P<body>.*?)```", re.DOTALL)
@@ -66,18 +67,6 @@ def _scenario(project: Path) -> dict[str, Any]:
 def _outcomes(tasks: dict[str, Any]) -> dict[str, tuple[str, str]]:
     assert {t["status"] for t in tasks.values()} == {"completed"}, tasks
     return {tid: (t["agent_id"], t["result"]) for tid, t in tasks.items()}
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("stellar-graph")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stellar_graph.cli"]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test-dummy", **extra}
-    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL", "STELLAR_GRAPH_CONFIG"):
-        env.pop(name, None)
-    return env
 
 
 # -- the facade -----------------------------------------------------------------------------------
@@ -122,8 +111,8 @@ async def test_an_agent_type_added_at_run_time_takes_tasks_at_once(tmp_path: Pat
 def test_the_cli_runs_the_projects_yaml_from_another_folder(project: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     proc = subprocess.run(
-        [*_command(), "run", str(project / "team.yaml"), "--data-dir", str(tmp_path / "data"), "--report", str(report)],
-        cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=120, check=False,
+        [*cli(), "run", str(project / "team.yaml"), "--data-dir", str(tmp_path / "data"), "--report", str(report)],
+        cwd=tmp_path, env=safe_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     for task, (agent, _) in EXPECTED.items():
@@ -140,15 +129,8 @@ def test_the_cli_runs_the_projects_yaml_from_another_folder(project: Path, tmp_p
 def test_serve_with_the_projects_yaml_runs_its_agents_over_http(project: Path, tmp_path: Path) -> None:
     from langserve import RemoteRunnable
 
-    port = bench_server._free_port()
-    log = tmp_path / "serve.log"
-    cmd = [*_command(), "serve", "--config", str(project / "team.yaml"), "--port", str(port),
-           "--data-dir", str(tmp_path / "data")]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=_clean_env(), stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{url}/healthz", proc, log)
+    args = ["serve", "--config", str(project / "team.yaml"), "--data-dir", str(tmp_path / "data")]
+    with stellar_server(args, log=tmp_path / "serve.log", cwd=tmp_path) as url:
         scenario = _scenario(project)
         board = RemoteRunnable(f"{url}/orchestra/", headers={"X-Thread-Id": "mapping"}, timeout=60).invoke(
             {"register_agents": scenario["agents"], "submit_tasks": scenario["tasks"]}
@@ -159,22 +141,6 @@ def test_serve_with_the_projects_yaml_runs_its_agents_over_http(project: Path, t
             "agent": {"agent_id": "surv-9", "agent_type": "surveyor", "capabilities": ["surveying"]},
         })
         assert one["report"]["result"] == "survey of ridge by surv-9"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-def _wait_for(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "server did not come up:\n" + log.read_text()
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
 
 
 # -- langgraph dev, and a RemoteGraph agent -------------------------------------------------------

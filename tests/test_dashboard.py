@@ -8,10 +8,8 @@ reassigned from the page and completes. The page asks nothing of any other host.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,8 @@ import pytest
 from stellar_graph import ATLAS, PYTHAGORAS
 from stellar_graph.dashboard import board_delta
 from stellar_graph.serving import API_KEY_HEADER, THREAD_HEADER
-from tests.test_serving import CHROMIUM, CHROMIUM_ARGS, KEY, _command, _free_port, _require_chromium
+from tests.servers import cli, safe_env, stellar_server
+from tests.test_serving import CHROMIUM, CHROMIUM_ARGS, KEY, _require_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -36,29 +35,9 @@ emergency_protocols: {recovery_strategies: [retry, escalate], retry_initial_inte
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("dashboard")
     (root / "orchestra.yaml").write_text(CONFIG, encoding="utf-8")
-    port, log = _free_port(), root / "server.log"
-    env = {**os.environ, "STELLAR_GRAPH_API_KEY": KEY, "OPENAI_API_KEY": "sk-test-dummy"}
-    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL"):
-        env.pop(name, None)
-    cmd = [*_command(), "serve", "--port", str(port), "--data-dir", str(root / "data"),
-           "--config", str(root / "orchestra.yaml")]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    args = ["serve", "--data-dir", str(root / "data"), "--config", str(root / "orchestra.yaml")]
+    with stellar_server(args, log=root / "server.log", env=safe_env(STELLAR_GRAPH_API_KEY=KEY)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _submit(url: str, thread: str, body: dict[str, Any]) -> None:
@@ -150,25 +129,6 @@ def test_a_delta_carries_the_records_a_step_changed() -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _serve(root: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port, log = _free_port(), root / "server.log"
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test-dummy"}
-    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL", "STELLAR_GRAPH_API_KEY"):
-        env.pop(name, None)
-    with log.open("w") as out:
-        proc = subprocess.Popen([*_command(), *args, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-
-
 def test_the_dashboard_of_a_finished_cli_run_reads_well(tmp_path: Path) -> None:
     """`stellar-graph run vegapunk`, then `stellar-graph dashboard` on its data directory: a
     screenshot a person can read, kept under reports/."""
@@ -176,13 +136,12 @@ def test_the_dashboard_of_a_finished_cli_run_reads_well(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     data = tmp_path / "data"
-    run = subprocess.run([*_command(), "run", "vegapunk", "--data-dir", str(data), "--report", str(tmp_path / "r.json"),
+    run = subprocess.run([*cli(), "run", "vegapunk", "--data-dir", str(data), "--report", str(tmp_path / "r.json"),
                           "--quiet"], capture_output=True, text=True, timeout=180, check=False, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    proc, url = _serve(tmp_path, "dashboard", "--data-dir", str(data))
     shot = ROOT / "reports" / "dashboard-vegapunk.png"
     shot.parent.mkdir(exist_ok=True)
-    try:
+    with stellar_server(["dashboard", "--data-dir", str(data)], log=tmp_path / "server.log") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
@@ -204,9 +163,6 @@ def test_the_dashboard_of_a_finished_cli_run_reads_well(tmp_path: Path) -> None:
                 page.screenshot(path=str(shot), full_page=True)
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
     assert shot.stat().st_size > 20_000
 
 
@@ -215,8 +171,7 @@ def test_a_thousand_tasks_on_the_board_first_paint_and_event_to_screen_are_measu
     from playwright.sync_api import sync_playwright
 
     (tmp_path / "slow.yaml").write_text("llm: {simulated_seconds: 4.0}\n", encoding="utf-8")
-    proc, url = _serve(tmp_path, "serve", "--data-dir", str(tmp_path / "data"), "--config", str(tmp_path / "slow.yaml"))
-    try:
+    with stellar_server(["serve", "--data-dir", str(tmp_path / "data"), "--config", str(tmp_path / "slow.yaml")], log=tmp_path / "server.log") as url:
         agents = [spec.default_profile(f"{spec.name}-{i:03d}", capacity=3)
                   for i, spec in enumerate((ATLAS, PYTHAGORAS) * 5)]
         tasks = [_task(f"t{i:04d}", "ethics" if i % 2 else "statistics") for i in range(1000)]
@@ -239,9 +194,6 @@ def test_a_thousand_tasks_on_the_board_first_paint_and_event_to_screen_are_measu
                 draw = page.evaluate("window.__dashboard.drawMs")
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
     recorded = sorted(ms for ms in lags if ms >= 0)
     print(f"\ndashboard at 1,000 tasks: first paint {first_paint:.0f} ms, draw {draw:.0f} ms; event-to-screen "
           f"max {max(pipeline):.0f} ms over {len(pipeline)} pushed changes; record-to-screen (the orchestra's own "
@@ -271,12 +223,11 @@ def test_a_collaboration_shows_its_plan_bids_votes_and_outcome(tmp_path: Path) -
     from playwright.sync_api import expect, sync_playwright
 
     data = tmp_path / "data"
-    run = subprocess.run([*_command(), "run", "collaboration", "--data-dir", str(data), "--report",
+    run = subprocess.run([*cli(), "run", "collaboration", "--data-dir", str(data), "--report",
                           str(tmp_path / "r.json"), "--quiet"], capture_output=True, text=True, timeout=180,
                          check=False, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    proc, url = _serve(tmp_path, "dashboard", "--data-dir", str(data))
-    try:
+    with stellar_server(["dashboard", "--data-dir", str(data)], log=tmp_path / "server.log") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
@@ -290,6 +241,3 @@ def test_a_collaboration_shows_its_plan_bids_votes_and_outcome(tmp_path: Path) -
                 expect(collaboration).to_contain_text("approve (vote:majority)")  # the outcome
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)

@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +24,7 @@ from stellar_graph import ATLAS, EDISON, LILITH, PYTHAGORAS, OrchestraConfig, cr
 from stellar_graph.cli import main
 from stellar_graph.persistence import open_persistence
 from stellar_graph.serving import API_KEY_HEADER, THREAD_HEADER, create_app, prometheus_text
+from tests.servers import safe_env, stellar_server
 
 KEY = "test-key-5f3a9c1e77"
 BAD_KEY = "wrong-key-0b1d2e"
@@ -57,60 +54,15 @@ class Served:
         return RemoteRunnable(f"{self.url}/orchestra/", headers=headers, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("stellar-graph")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stellar_graph.cli"]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`stellar-graph serve` with an API key, SQLite under a temp dir, on a free port."""
     root = tmp_path_factory.mktemp("serve")
-    port, log = _free_port(), root / "server.log"
+    log = root / "server.log"
     # Module scope runs before conftest's per-test guard: set the same safe environment here.
-    env = {**os.environ, "STELLAR_GRAPH_API_KEY": KEY, "OPENAI_API_KEY": "sk-test-dummy"}
-    for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL"):
-        env.pop(name, None)
-    cmd = [
-        *_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(root / "data"),
-        "--log-level",
-        "debug",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not come up:\n" + log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    args = ["serve", "--host", "127.0.0.1", "--data-dir", str(root / "data"), "--log-level", "debug"]
+    with stellar_server(args, log=log, env=safe_env(STELLAR_GRAPH_API_KEY=KEY)) as url:
         yield Served(url, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.mark.slow
