@@ -11,6 +11,7 @@ import random
 import signal
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -777,9 +778,16 @@ async def test_snapshot_attempts_survive_restore() -> None:
 # -- durable mode -----------------------------------------------------------------------------
 
 
-async def test_durable_restart_redelivers_unfinished_messages(tmp_path: Path) -> None:
-    path = str(tmp_path / "bus.sqlite")
-    bus = AdvancedMessageBus(mode="durable", path=path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Where a durable bus keeps its state: a SQLite file, or a PostgreSQL database (no file)."""
+    if request.param == "sqlite":
+        return {"path": str(tmp_path / "bus.sqlite")}
+    return {"database_url": request.getfixturevalue("postgres_url"), "name": "orchestra"}
+
+
+async def test_durable_restart_redelivers_unfinished_messages(where: dict[str, str]) -> None:
+    bus = AdvancedMessageBus(mode="durable", **where)
     bus.register("a0", agent_type="Worker", groups=["g"])
     bus.register("a1")
     await bus.send_priority_message(msg("a0", message_id="acked", requires_ack=True))
@@ -791,7 +799,7 @@ async def test_durable_restart_redelivers_unfinished_messages(tmp_path: Path) ->
     assert bus.ack("a0", "acked")
     await bus.close()
 
-    again = AdvancedMessageBus(mode="durable", path=path)
+    again = AdvancedMessageBus(mode="durable", **where)
     assert again.agents() == [
         {"agent_id": "a0", "agent_type": "Worker", "groups": ["g"]},
         {"agent_id": "a1", "agent_type": None, "groups": []},
@@ -803,14 +811,13 @@ async def test_durable_restart_redelivers_unfinished_messages(tmp_path: Path) ->
     await again.close()
     with pytest.raises(OrchestrationError, match="closed"):
         await again.send_priority_message(msg("a0"))
-    third = AdvancedMessageBus(mode="durable", path=path)
+    third = AdvancedMessageBus(mode="durable", **where)
     assert third.drain("a0") == [] and third.drain("a1") == [] and third.queue_depth == 0
     await third.close()
 
 
-async def test_durable_group_commit_and_single_owner(tmp_path: Path) -> None:
-    path = str(tmp_path / "bus.sqlite")
-    bus = make_bus(2, mode="durable", path=path)
+async def test_durable_commits_in_groups_and_waits_off_the_event_loop(where: dict[str, str]) -> None:
+    bus = make_bus(2, mode="durable", **({"fsync": True} if "path" in where else {}), **where)
     store = bus._store
     assert store is not None
     await bus.flush()  # the registrations' commit
@@ -818,21 +825,68 @@ async def test_durable_group_commit_and_single_owner(tmp_path: Path) -> None:
     sent = await asyncio.gather(*(bus.send_priority_message(msg(f"a{i % 2}")) for i in range(40)))
     assert len(set(sent)) == 40
     assert store.commits - before == 1  # 40 concurrent senders, one COMMIT
+    # A commit that waits (an fsync, a distant database) runs on the bus's thread: the loop goes on.
+    write = store.backend.write
+
+    def slow_write(batch: Any) -> None:
+        time.sleep(0.3)
+        write(batch)
+
+    store.backend.write = slow_write  # type: ignore[method-assign]
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    await bus.send_priority_message(msg("a0"))
+    ticker.cancel()
+    assert ticks >= 10  # ~30 while the commit slept; none if it ran on the loop
+    await bus.close()
+
+
+async def test_durable_file_has_one_owner(tmp_path: Path) -> None:
+    path = str(tmp_path / "bus.sqlite")
+    bus = make_bus(2, mode="durable", path=path)
     with pytest.raises(OrchestrationError, match="already owns"):
         AdvancedMessageBus(mode="durable", path=path)
     await bus.close()
-    AdvancedMessageBus(mode="durable", path=path)._store.close()  # type: ignore[union-attr]
+    await AdvancedMessageBus(mode="durable", path=path).close()
 
 
-async def test_durable_restore_of_a_snapshot_persists_it(tmp_path: Path) -> None:
+async def test_postgres_buses_of_one_name_take_slots_and_adopt_a_gone_ones_messages(postgres_url: str, tmp_path: Path) -> None:
+    where = {"database_url": postgres_url, "name": "orchestra"}
+    first, second = make_bus(1, mode="durable", **where), make_bus(1, mode="durable", **where)
+    assert (first._store.backend.slot, second._store.backend.slot) == (0, 1)  # type: ignore[union-attr]
+    await first.send_priority_message(msg(message_id="from-first", requires_ack=True))
+    await second.send_priority_message(msg(message_id="from-second", requires_ack=True, prio=9))
+    other = AdvancedMessageBus(mode="durable", database_url=postgres_url, name="another-orchestra")
+    assert other.agents() == [] and other.queue_depth == 0  # names do not mix
+    await other.close()
+    await second.close()  # its slot is free: the next bus to open takes its messages
+    third = AdvancedMessageBus(mode="durable", **where)
+    assert third._store.backend.slot == 1  # type: ignore[union-attr]
+    assert ids(third.drain("a0")) == ["from-second"]
+    assert ids(first.drain("a0")) == ["from-first"]  # a live slot is left alone
+    await first.close()
+    await third.close()
+    fourth = AdvancedMessageBus(mode="durable", **where)  # slot 0, adopts slot 1's unacked message
+    assert ids(fourth.drain("a0")) == ["from-second", "from-first"]  # both unacked: delivered again
+    await fourth.close()
+    assert not os.listdir(tmp_path)  # no file anywhere
+
+
+async def test_durable_restore_of_a_snapshot_persists_it(where: dict[str, str]) -> None:
     source = make_bus(1, priority_queue_size=1)
     await source.send_priority_message(msg(message_id="shed", prio=1))
     await source.send_priority_message(msg(message_id="carried", requires_ack=True))
-    path = str(tmp_path / "bus.sqlite")
-    target = AdvancedMessageBus(mode="durable", path=path)
+    target = AdvancedMessageBus(mode="durable", **where)
     target.restore(source.snapshot())
     await target.close()
-    reopened = AdvancedMessageBus(mode="durable", path=path)
+    reopened = AdvancedMessageBus(mode="durable", **where)
     assert ids(reopened.drain("a0")) == ["carried"]
     assert [d["message"]["message_id"] for d in reopened.dead_letters()] == ["shed"]
     assert reopened.agents() == source.agents()
@@ -844,8 +898,8 @@ CHILD = textwrap.dedent(
     import asyncio, json, sys
     from stellar_graph.bus import AdvancedMessageBus
 
-    async def main(path, n):
-        bus = AdvancedMessageBus(mode="durable", path=path, ack_timeout=3600)
+    async def main(where, n):
+        bus = AdvancedMessageBus(mode="durable", ack_timeout=3600, **where)
         for i in range(4):
             bus.register(f"a{i}")
         sent, plain = [], []
@@ -868,17 +922,17 @@ CHILD = textwrap.dedent(
         print("READY " + json.dumps({"sent": sent, "acked": acked, "plain": plain}), flush=True)
         await asyncio.sleep(3600)
 
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(json.loads(sys.argv[1]), int(sys.argv[2])))
     """
 )
 
 
 @pytest.mark.slow
-async def test_durable_survives_kill_9_exactly_once(tmp_path: Path) -> None:
-    path = str(tmp_path / "bus.sqlite")
+async def test_durable_survives_kill_9_exactly_once(where: dict[str, str], tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, path, "60", stdout=asyncio.subprocess.PIPE, env=env
+        sys.executable, "-c", CHILD, json.dumps(where), "60", stdout=asyncio.subprocess.PIPE, env=env,
+        cwd=tmp_path,
     )
     try:
         line = (await asyncio.wait_for(child.stdout.readline(), timeout=60)).decode()  # type: ignore[union-attr]
@@ -891,12 +945,14 @@ async def test_durable_survives_kill_9_exactly_once(tmp_path: Path) -> None:
     sent, acked = report["sent"], set(report["acked"])
     assert len(sent) == 120 and len(set(sent)) == 120 and 0 < len(acked) < 120
 
-    bus = AdvancedMessageBus(mode="durable", path=path)  # the lock died with the child
+    bus = AdvancedMessageBus(mode="durable", **where)  # the lock (or the slot) died with the child
     redelivered = [m.message_id for i in range(4) for m in bus.drain(f"a{i}")]
     assert len(redelivered) == len(set(redelivered))  # exactly once
     assert set(redelivered) == set(sent) - acked
     assert not set(redelivered) & set(report["plain"])
     await bus.close()
+    if "database_url" in where:
+        assert not os.listdir(tmp_path)  # the child wrote no file
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -910,6 +966,9 @@ async def test_durable_survives_kill_9_exactly_once(tmp_path: Path) -> None:
         ({"mode": "disk"}, "mode='disk'"),
         ({"mode": "durable"}, "needs a file path"),
         ({"path": "x.db"}, "only used with mode='durable'"),
+        ({"database_url": "postgresql://x"}, "only used with mode='durable'"),
+        ({"mode": "durable", "path": "x.db", "database_url": "postgresql://x"}, "both given"),
+        ({"name": ""}, "name=''"),
         ({"ack_timeout": 0}, "ack_timeout=0"),
         ({"max_attempts": True}, "max_attempts=True"),
         ({"clock": 3}, "clock=3"),

@@ -12,12 +12,13 @@ Six measurements, the first five beside a baseline run in the same process:
 4. memory: bytes held per queued message with 100,000 queued, beyond the payload (tracemalloc;
    target <= 2 KiB);
 5. durable: ``mode="durable"`` end-to-end throughput against raw sqlite3 inserts of the same rows
-   with the same commit batching (no target; the ratio is the overhead);
+   with the same commit batching (no target; the ratio is the overhead); with ``--database-url``
+   also on PostgreSQL, against raw psycopg inserts;
 6. protocol rounds: Contract Net (cfp -> propose -> accept/reject -> inform-done) and vote rounds
    with 100 and 1,000 instantly answering agents, every message validated (targets from T.11 of
    the research notes: <= 5/50 ms and <= 3/25 ms).
 
-Usage: ``python tools/bench_bus.py [--quick]``. Timings on a shared 2-vCPU VM vary by +-30%.
+Usage: ``python tools/bench_bus.py [--quick] [--database-url postgresql://...]``. Timings on a shared 2-vCPU VM vary by +-30%.
 """
 
 from __future__ import annotations
@@ -360,9 +361,10 @@ async def protocol_rounds(n: int, rounds: int) -> tuple[list[float], list[float]
 # -- 5. durable mode --------------------------------------------------------------------------
 
 
-async def durable_throughput(n: int, senders: int, path: str) -> tuple[float, int, list[Row]]:
-    """End-to-end msg/s in durable mode; also the commits made and the rows written."""
-    bus = _bus(mode="durable", path=path, priority_queue_size=n + 1)
+async def durable_throughput(n: int, senders: int, **where: str) -> tuple[float, int, list[Row]]:
+    """End-to-end msg/s in durable mode (``path=`` or ``database_url=``); also the commits made
+    and the rows written."""
+    bus = _bus(mode="durable", priority_queue_size=n + 1, **where)
     done = asyncio.Event()
     received = 0
 
@@ -392,13 +394,13 @@ async def durable_throughput(n: int, senders: int, path: str) -> tuple[float, in
     assert store is not None
     commits0 = store.commits
     rows: list[Row] = []
-    original = store._write
+    original = store.backend.write
 
-    def spy(batch: list[Row]) -> None:  # keep the rows to replay them raw
-        rows.extend(batch)
+    def spy(batch: Any) -> None:  # keep the rows to replay them raw
+        rows.extend(batch.rows)
         original(batch)
 
-    store._write = spy  # type: ignore[method-assign,assignment]
+    store.backend.write = spy  # type: ignore[method-assign]
     t0 = time.perf_counter()
     await asyncio.gather(*(sender(k) for k in range(senders)))
     await done.wait()
@@ -409,6 +411,22 @@ async def durable_throughput(n: int, senders: int, path: str) -> tuple[float, in
         t.cancel()
     await bus.close()
     return n / elapsed, commits, rows
+
+
+def raw_postgres(rows: list[Row], batch: int, url: str) -> float:
+    """Rows/s inserting the same rows with raw psycopg executemany, one commit per ``batch`` rows."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS bench_bus_raw")
+        db.execute("CREATE TABLE bench_bus_raw (seq BIGINT PRIMARY KEY, message_id TEXT, meta TEXT, content TEXT)")
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            with db.transaction(), db.cursor() as cur:
+                cur.executemany("INSERT INTO bench_bus_raw VALUES (%s, %s, %s, %s)", rows[i : i + batch])
+        elapsed = time.perf_counter() - t0
+        db.execute("DROP TABLE bench_bus_raw")
+    return len(rows) / elapsed
 
 
 def raw_sqlite(rows: list[Row], batch: int, path: str) -> float:
@@ -440,7 +458,7 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-async def main(quick: bool) -> int:
+async def main(quick: bool, database_url: str | None = None) -> int:
     n = 20_000 if quick else 200_000
     lat_seconds = 1.5 if quick else 6.0
     mem_n = 20_000 if quick else 100_000
@@ -525,7 +543,7 @@ async def main(quick: bool) -> int:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        rate, commits, rows = await durable_throughput(dur_n, 50, os.path.join(tmp, "bus.sqlite"))
+        rate, commits, rows = await durable_throughput(dur_n, 50, path=os.path.join(tmp, "bus.sqlite"))
         batch = max(1, round(len(rows) / max(commits, 1)))
         raw = raw_sqlite(rows, batch, os.path.join(tmp, "raw.sqlite"))
     results.append(
@@ -537,6 +555,19 @@ async def main(quick: bool) -> int:
             "info (baseline: raw inserts only)",
         )
     )
+    if database_url:
+        rate, commits, rows = await durable_throughput(dur_n, 50, database_url=database_url, name="bench")
+        batch = max(1, round(len(rows) / max(commits, 1)))
+        raw = raw_postgres(rows, batch, database_url)
+        results.append(
+            (
+                f"durable on PostgreSQL msg/s (~{batch} rows/commit)",
+                f"{rate:,.0f}",
+                f"{raw:,.0f}",
+                f"{rate / raw:.2f}",
+                "info (baseline: raw psycopg inserts only)",
+            )
+        )
 
     for n_agents, c_max, v_max in ((100, 5.0, 3.0), (1000, 50.0, 25.0)):
         cnet, votes = await protocol_rounds(n_agents, 5 if quick else 20)
@@ -576,4 +607,6 @@ async def main(quick: bool) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run (~20 s)")
-    sys.exit(asyncio.run(main(parser.parse_args().quick)))
+    parser.add_argument("--database-url", help="also measure the durable bus on this PostgreSQL database")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.quick, args.database_url)))

@@ -474,11 +474,25 @@ def check_bus_args(args: Mapping[str, Any]) -> None:
             field="mode",
             value=args["mode"],
         )
-    if args["mode"] == "memory" and args["path"] is not None:
+    for name in ("path", "database_url"):
+        if args["mode"] == "memory" and args[name] is not None:
+            raise ConfigurationError(
+                f"{name}={args[name]!r} is only used with mode='durable'; drop it or set mode='durable'.",
+                field=name,
+                value=args[name],
+            )
+    if args["path"] is not None and args["database_url"] is not None:
         raise ConfigurationError(
-            f"path={args['path']!r} is only used with mode='durable'; drop it or set mode='durable'.",
-            field="path",
-            value=args["path"],
+            "path and database_url were both given; a durable bus keeps its state in one place. "
+            "Fix: pass path= for SQLite or database_url= for PostgreSQL.",
+            field="database_url",
+            value=args["database_url"],
+        )
+    if not isinstance(args["name"], str) or not args["name"]:
+        raise ConfigurationError(
+            f"name={args['name']!r} must be a non-empty string (the bus's name in its database).",
+            field="name",
+            value=args["name"],
         )
     if not callable(args["clock"]):
         raise ConfigurationError(f"clock={args['clock']!r} must be callable.", field="clock")

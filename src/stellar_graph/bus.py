@@ -17,8 +17,9 @@ Path of a message::
   ``max_attempts`` deliveries, then dead-lettered (at-least-once).
 * **Durability**: :meth:`AdvancedMessageBus.snapshot` / :meth:`~AdvancedMessageBus.restore`
   give JSON-able state for a checkpoint; ``mode="durable"`` also commits every accepted message
-  to SQLite before the send returns (group commit per event-loop tick) and a new bus on the same
-  path redelivers everything not finished.
+  before the send returns (group commits on a thread of the bus's own), to a SQLite file
+  (``path``) or a PostgreSQL database (``database_url``), and a new bus on the same path or name
+  redelivers everything not finished.
 
 Example:
     >>> bus = AdvancedMessageBus()
@@ -58,7 +59,8 @@ from stellar_graph._bus_message import (
     parse_message,
 )
 from stellar_graph._bus_registry import ALL_AGENTS
-from stellar_graph._bus_store import DurableStore
+from stellar_graph._bus_sqlite import SqliteBackend
+from stellar_graph._bus_store import Backend, DurableStore
 from stellar_graph.errors import (
     InvalidInputError,
     OrchestrationError,
@@ -89,19 +91,26 @@ class AdvancedMessageBus(BusCore):
     Args:
         priority_queue_size: most messages accepted but not yet received by every recipient.
         broadcast_batch_size: recipients the router hands a message to before yielding the loop.
-        mode: ``"memory"`` (default, ephemeral) or ``"durable"`` (SQLite at ``path``).
+        mode: ``"memory"`` (default, ephemeral) or ``"durable"`` (SQLite at ``path``, or
+            PostgreSQL at ``database_url``).
         path: the SQLite file for ``mode="durable"``.
+        database_url: a PostgreSQL URL for ``mode="durable"`` instead of ``path``: no local
+            file; several processes can hold buses of one ``name`` (see
+            :mod:`stellar_graph._bus_postgres`).
+        name: the bus's name in that database (the orchestra uses its thread id).
         ack_timeout: seconds (of ``clock``) before an unacked delivery is redelivered.
         max_attempts: deliveries of a ``requires_ack`` message before it is dead-lettered.
         clock: monotonic seconds for TTLs and ack timeouts (inject a fake one in tests).
         max_content_bytes: largest content, measured as its JSON encoding in UTF-8.
         receipt_history: finished messages whose receipts are kept (oldest forgotten first).
         dead_letter_limit: dead-letter records kept, with their content (oldest dropped first).
-        fsync: durable mode only; fsync every commit (survives power loss, ~ms per commit).
+        fsync: SQLite durable mode only; fsync every commit (survives power loss, ~ms per
+            commit).
 
     Raises:
         ConfigurationError: a bad argument.
-        OrchestrationError: the durable file is owned by another bus or cannot be opened.
+        OrchestrationError: the durable file is owned by another bus, or the file or the
+            database cannot be opened.
     """
 
     def __init__(
@@ -111,6 +120,8 @@ class AdvancedMessageBus(BusCore):
         broadcast_batch_size: int = 50,
         mode: Literal["memory", "durable"] = "memory",
         path: str | None = None,
+        database_url: str | None = None,
+        name: str = "default",
         ack_timeout: float = 30.0,
         max_attempts: int = 3,
         clock: Callable[[], float] = time.monotonic,
@@ -133,7 +144,7 @@ class AdvancedMessageBus(BusCore):
         self.mode = mode
         self._closed = False
         if mode == "durable":
-            self._store = DurableStore(path or "", self._on_commit, fsync=fsync)
+            self._store = DurableStore(_backend(path, database_url, name, fsync=fsync), self._on_commit)
             _bus_state.recover(self, self._store.load(dead_letter_limit))
             for agent_id in self._registry.agents:
                 self._inboxes.setdefault(agent_id, _Inbox())
@@ -445,7 +456,7 @@ class AdvancedMessageBus(BusCore):
     async def flush(self) -> None:
         """Commit pending durable writes (acks, deliveries) now; a no-op in memory mode."""
         if self._store is not None:
-            self._store.flush()
+            await self._store.committed()
 
     async def close(self) -> None:
         """Stop the router and timers, flush and close the durable store (idempotent)."""
@@ -459,14 +470,22 @@ class AdvancedMessageBus(BusCore):
         for task in list(self._tasks):
             task.cancel()
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            store, self._store = self._store, None
+            await store.aclose()
 
     async def __aenter__(self) -> AdvancedMessageBus:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _backend(path: str | None, database_url: str | None, name: str, *, fsync: bool) -> Backend:
+    if database_url is not None:
+        from stellar_graph._bus_postgres import PostgresBackend
+
+        return PostgresBackend(database_url, name)
+    return SqliteBackend(path or "", fsync=fsync)
 
 
 def _as_set(values: Iterable[str] | None) -> frozenset[str] | None:
