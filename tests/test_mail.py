@@ -56,13 +56,19 @@ async def test_messages_are_part_of_the_agents_next_task(fixed_clock) -> None:
 
 
 @pytest.mark.slow
-def test_accepted_messages_survive_kill_and_are_delivered_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_accepted_messages_survive_kill_and_are_delivered_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "seen.log"
     env = {**os.environ, "STELLAR_GRAPH_DATA_DIR": str(data_dir)}
+    env.pop("STELLAR_GRAPH_DATABASE_URL", None)
+    if backend == "postgres":  # the bus follows the checkpoints into the database
+        env["STELLAR_GRAPH_DATABASE_URL"] = request.getfixturevalue("postgres_url")
 
     def run(mode: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, str(WORKER), str(data_dir), str(log), mode],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
     sender = run("send")
     assert sender.stdout is not None and sender.stdout.readline().strip() == "READY"
@@ -76,3 +82,15 @@ def test_accepted_messages_survive_kill_and_are_delivered_once(tmp_path: Path) -
 
     seen = re.findall(r"seen (m\d)", log.read_text())
     assert seen == ["m2", "m1", "m0"]  # all three, once, highest priority first; none on t2
+    databases = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if _is_sqlite(p))
+    if backend == "postgres":
+        assert databases == []  # nothing on the local disk: a second machine sees the same bus
+    else:
+        assert {"data/bus.sqlite", "data/checkpoints.sqlite", "data/store.sqlite"} <= set(databases)
+
+
+def _is_sqlite(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        return file.read(16) == b"SQLite format 3\x00" or path.name.endswith((".sqlite", ".sqlite-wal", ".db"))

@@ -64,8 +64,8 @@ async def test_facade_state_and_store_persist_across_instances(
     # Learned completion-time calibration persisted in PostgreSQL across both instances.
     assert predictor.coverage_report()["overall"]["n"] == 4
     assert _checkpoints(postgres_url, "factory") > 0
-    # Checkpoints and Store went to PostgreSQL; only the message bus spools locally.
-    assert {p.name for p in (tmp_path / "d").glob("*.sqlite")} <= {"bus.sqlite"}
+    # Checkpoints, Store and the message bus went to PostgreSQL: no local database file.
+    assert not list((tmp_path / "d").glob("*.sqlite*"))
 
 
 def test_cli_run_uses_postgres_from_the_environment(
@@ -96,8 +96,10 @@ def test_cli_run_uses_postgres_from_the_environment(
     assert _checkpoints(postgres_url, "cli-pg") > 0
     with psycopg.connect(postgres_url) as conn:
         (stored,) = conn.execute("SELECT count(*) FROM store").fetchone() or (0,)
+        (agents,) = conn.execute("SELECT count(*) FROM stellar_bus_agents WHERE bus = 'cli-pg'").fetchone() or (0,)
     assert stored > 0  # the optimizer's per-agent outcomes went to the PostgreSQL Store
-    assert not (data_dir / "checkpoints.sqlite").exists()
+    assert agents == 5  # the agents' mailboxes are addressable from the database
+    assert not list(data_dir.rglob("*.sqlite*"))  # no SQLite file: checkpoints, store and bus
 
 
 def test_server_keeps_thread_state_in_postgres_across_restarts(

@@ -29,8 +29,8 @@ def _run_replicas(config: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]
     procs, outs, logs = [], [], []
     for role in ("a", "b"):
         out, log = tmp_path / f"{role}.json", tmp_path / f"{role}.log"
-        own = {**config, "persistence": {**config["persistence"], "data_dir": str(tmp_path / role)}}  # the bus's file
-        cmd = [sys.executable, str(WORKER), json.dumps(own), role, str(TASKS), str(out)]
+        shared = {**config, "persistence": {**config["persistence"], "data_dir": str(tmp_path / "data")}}
+        cmd = [sys.executable, str(WORKER), json.dumps(shared), role, str(TASKS), str(out)]
         with log.open("w") as sink:  # a file, not a pipe: a full pipe would stall a process holding the lease
             procs.append(subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT))
         outs.append(out)
@@ -78,6 +78,9 @@ def test_two_processes_on_one_postgres_thread_lose_nothing_and_never_double_book
 ) -> None:
     config = {"persistence": {"database_url": postgres_url}, "llm": {"simulated_seconds": 0.2}}
     _check(_run_replicas(config, tmp_path))
+    # One data directory for both, and nothing written to it: checkpoints, store, leases and
+    # both processes' message buses (one slot each) are in the database.
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
 
 
 def test_a_file_lease_excludes_another_process_until_it_dies(tmp_path: Path) -> None:

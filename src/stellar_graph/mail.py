@@ -1,7 +1,8 @@
 """The bridge between the facade's message bus and the agents' mailboxes in the graph state.
 
-Messages sent on :attr:`StellarOrchestra.message_bus` wait in the bus (durable SQLite next to the
-checkpoints, unless persistence is in-memory). Before each run the facade takes every agent's
+Messages sent on :attr:`StellarOrchestra.message_bus` wait in the bus: durable where the
+checkpoints are (a ``bus.sqlite`` beside them, or the same PostgreSQL database, under the
+orchestra's thread id), in memory when persistence is. Before each run the facade takes every agent's
 waiting messages and hands them to the graph as ``deliver_messages``; intake puts them into the
 checkpointed ``mailbox``; an agent sees its mail with its next task. Once the run that recorded
 them has committed, messages that require an acknowledgement are acknowledged on the bus for
@@ -18,7 +19,7 @@ from typing import Any
 
 from stellar_graph.bus import AdvancedMessageBus
 from stellar_graph.config import OrchestraConfig
-from stellar_graph.persistence import sqlite_paths
+from stellar_graph.persistence import database_url, resolved_backend, sqlite_paths
 
 __all__ = ["MailBridge"]
 
@@ -31,10 +32,14 @@ class MailBridge:
         self._known: set[str] = set()
 
     @classmethod
-    def open(cls, config: OrchestraConfig) -> MailBridge:
-        """A durable bus beside the checkpoints (SQLite/PostgreSQL deployments) or an in-memory one."""
-        if config.persistence.backend == "memory":
+    def open(cls, config: OrchestraConfig, name: str) -> MailBridge:
+        """The orchestra's bus (``name``: its thread id), durable where the checkpoints are."""
+        backend = resolved_backend(config.persistence)
+        if backend == "memory":
             return cls(AdvancedMessageBus.from_config(config.messaging))
+        if backend == "postgres":
+            url = database_url(config.persistence)
+            return cls(AdvancedMessageBus.from_config(config.messaging, mode="durable", database_url=url, name=name))
         path = Path(sqlite_paths(config.persistence)[0]).with_name("bus.sqlite")
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(AdvancedMessageBus.from_config(config.messaging, mode="durable", path=str(path)))

@@ -137,7 +137,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
             self._stack.push_async_callback(lease.aclose)
         self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
         tasks = self._task_graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_task")
-        self._mail = MailBridge.open(self.config)
+        self._mail = MailBridge.open(self.config, self.thread_id)
         self._runtime = OrchestraRuntime(
             self._app, tasks, thread_id=self.thread_id, durability=self.config.persistence.durability,
             on_event=self._on_event, extra_input=self._take_mail, committed=self._settle_mail,

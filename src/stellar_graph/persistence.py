@@ -41,6 +41,7 @@ __all__ = [
     "open_persistence",
     "open_sqlite_saver",
     "open_sqlite_store",
+    "resolved_backend",
     "sqlite_paths",
 ]
 
@@ -75,6 +76,12 @@ def database_url(config: PersistenceConfig) -> str | None:
     return config.database_url or os.environ.get(DATABASE_URL_ENV)
 
 
+def resolved_backend(config: PersistenceConfig) -> str:
+    """``memory``, ``sqlite`` or ``postgres``: a database URL switches the default SQLite backend
+    to PostgreSQL everywhere (checkpoints, store, leases and the message bus)."""
+    return "postgres" if database_url(config) and config.backend != "memory" else config.backend
+
+
 @asynccontextmanager
 async def open_persistence(
     config: PersistenceConfig,
@@ -86,8 +93,7 @@ async def open_persistence(
             ``postgres`` extra installed.
     """
     url = database_url(config)
-    # A database URL switches the default SQLite backend to PostgreSQL everywhere.
-    backend = "postgres" if url and config.backend != "memory" else config.backend
+    backend = resolved_backend(config)
     if backend == "memory":
         from langgraph.checkpoint.memory import InMemorySaver
         from langgraph.store.memory import InMemoryStore

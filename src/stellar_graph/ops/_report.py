@@ -18,7 +18,7 @@ from stellar_graph.ops.diagnostics import (
     top_shares,
 )
 from stellar_graph.ops.maintenance import checkpoint_stats, file_sizes, merge_summaries, sqlite_file
-from stellar_graph.persistence import sqlite_paths
+from stellar_graph.persistence import resolved_backend, sqlite_paths
 
 __all__ = ["DiagnosticsMixin"]
 
@@ -140,7 +140,7 @@ class DiagnosticsMixin(OpsBase):
             found = await sqlite_file(part)
             if found is not None:
                 paths[name] = found
-        if self.config.persistence.backend != "memory":
+        if resolved_backend(self.config.persistence) == "sqlite":
             paths["bus"] = sqlite_paths(self.config.persistence)[0].with_name("bus.sqlite")
         return file_sizes(paths)
 
