@@ -1,8 +1,10 @@
 """A child process for the message durability test.
 
-Usage: python mail_worker.py DATA_DIR LOG_FILE {send|task:<id>}
+Usage: python mail_worker.py DATA_DIR LOG_FILE {send|task:<id>|wait:<id>}
 ``send`` registers an agent, sends three acknowledged messages, prints READY and waits to be
 killed. ``task:<id>`` runs one task for the agent and logs the messages its prompt contained.
+``wait:<id>`` starts first, prints READY, and on a line on stdin waits until its bus has taken
+over three messages of a stopped process (PostgreSQL), then runs the task like ``task:<id>``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def main() -> None:
                 print("READY", flush=True)
                 await asyncio.sleep(3600)
             task_id = mode.split(":", 1)[1]
+            if mode.startswith("wait:"):
+                print("READY", flush=True)
+                await asyncio.to_thread(sys.stdin.readline)
+                for _ in range(300):  # the bus looks for a dead process's messages every second
+                    if orchestra.message_bus.metrics()["recovered"] >= 3:
+                        break
+                    await asyncio.sleep(0.1)
             await orchestra.orchestrate_task({"id": task_id, "description": "x", "required_skills": ["statistics"]})
             await orchestra.wait_idle()
             print("DONE", flush=True)

@@ -879,6 +879,36 @@ async def test_postgres_buses_of_one_name_take_slots_and_adopt_a_gone_ones_messa
     assert not os.listdir(tmp_path)  # no file anywhere
 
 
+async def test_a_live_postgres_bus_adopts_what_a_dead_ones_process_accepted(postgres_url: str) -> None:
+    where = {"database_url": postgres_url, "name": "orchestra"}
+    dead, live = make_bus(0, mode="durable", **where), make_bus(0, mode="durable", **where)
+    dead.register("a0", agent_type="Worker")
+    dead.register("only-there", groups=["night"])
+    for i in range(3):
+        await dead.send_priority_message(msg("a0", message_id=f"orphan-{i}", requires_ack=True, prio=3 + i))
+    await dead.send_priority_message(msg("only-there", message_id="to-theirs"))
+    assert ids(dead.drain("a0", 1)) == ["orphan-2"]  # in flight when the process died: redelivered
+    await dead.flush()
+    live.register("a0", agent_type="Worker")
+    await live.send_priority_message(msg("a0", message_id="own", prio=1))
+    assert await live.adopt_orphans() == 0  # its process is alive
+    dead._store.backend._db.close()  # type: ignore[union-attr]  # as a SIGKILL does: the session ends
+
+    # Adopt while sending: adopted messages and new ones get distinct numbers.
+    sends = [live.send_priority_message(msg("a0", message_id=f"new-{i}", prio=2)) for i in range(20)]
+    adopted, *_ = await asyncio.gather(live.adopt_orphans(), *sends)
+    assert adopted == 4
+    assert ids(live.drain("a0")) == ["orphan-2", "orphan-1", "orphan-0", *[f"new-{i}" for i in range(20)], "own"]
+    assert {"agent_id": "only-there", "agent_type": None, "groups": ["night"]} in live.agents()
+    assert ids(live.drain("only-there")) == ["to-theirs"]
+    assert await live.adopt_orphans() == 0
+    await live.close()
+    again = AdvancedMessageBus(mode="durable", **where)  # what it adopted is its own now
+    assert sorted(ids(again.drain("a0"))) == ["orphan-0", "orphan-1", "orphan-2"]  # acks pending
+    await again.close()
+    await dead.close()
+
+
 async def test_durable_restore_of_a_snapshot_persists_it(where: dict[str, str]) -> None:
     source = make_bus(1, priority_queue_size=1)
     await source.send_priority_message(msg(message_id="shed", prio=1))

@@ -89,6 +89,33 @@ def test_accepted_messages_survive_kill_and_are_delivered_once(
         assert {"data/bus.sqlite", "data/checkpoints.sqlite", "data/store.sqlite"} <= set(databases)
 
 
+@pytest.mark.slow
+def test_a_live_process_delivers_what_a_killed_one_accepted_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """Two processes on one orchestra thread: one accepts messages and is killed; the other, which
+    kept running, takes them over from the database and its agent sees them, once."""
+    log = tmp_path / "seen.log"
+    env = {**os.environ, "STELLAR_GRAPH_DATABASE_URL": postgres_url}
+
+    def run(mode: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "data"), str(log), mode],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, cwd=tmp_path)
+
+    survivor = run("wait:t1")
+    try:
+        assert survivor.stdout is not None and survivor.stdout.readline().strip() == "READY"
+        sender = run("send")
+        assert sender.stdout is not None and sender.stdout.readline().strip() == "READY"
+        sender.send_signal(signal.SIGKILL)
+        sender.communicate(timeout=10)
+        out, err = survivor.communicate("go\n", timeout=90)
+        assert survivor.returncode == 0 and "DONE" in out, err
+    finally:
+        survivor.kill()
+    assert re.findall(r"seen (m\d)", log.read_text()) == ["m2", "m1", "m0"]
+    assert not [p for p in tmp_path.rglob("*") if _is_sqlite(p)]
+
+
 def _is_sqlite(path: Path) -> bool:
     if not path.is_file():
         return False

@@ -3,10 +3,10 @@
 Several processes may drive one orchestra on one database, each with its own bus: a bus takes a
 **slot** of its name, the lowest one no live process holds (a session advisory lock, dropped by
 the server when the process dies, even by SIGKILL), and keeps its rows under ``(bus, slot)``.
-When it opens, it first **adopts** every other slot of its name that no process holds: their
-messages, recipient states, dead letters and registrations move into its own slot in one
-transaction, so what a killed process had accepted is delivered by the next process to start,
-on this machine or another.
+It **adopts** every other slot of its name that no process holds, when it opens and then
+periodically (:meth:`AdvancedMessageBus.adopt_orphans`): their messages, recipient states, dead
+letters and registrations move into its own slot in one transaction, so what a killed process
+had accepted is delivered by a live one, on this machine or another.
 
 Tables (created on first use, under the same setup lock as LangGraph's migrations):
 ``stellar_bus_messages``, ``stellar_bus_rcpt``, ``stellar_bus_dead_letters``,
@@ -84,12 +84,13 @@ class PostgresBackend:
         self.where = f"PostgreSQL (bus {name!r}, slot {self.slot})"
 
     def load(self, dead_letter_limit: int) -> Recovered:
-        for other in self._orphans():
-            if self._try_lock(other):  # no live process holds it: its messages are ours now
-                try:
-                    self._adopt(other)
-                finally:
-                    self._unlock(other)
+        claimed = self.claim_orphans()
+        if claimed:
+            base = self._db.execute(
+                "SELECT COALESCE(max(seq), 0) FROM stellar_bus_messages WHERE bus = %s AND slot = %s",
+                (self.name, self.slot),
+            ).fetchone()[0]
+            self.adopt(claimed, base)
         db, key = self._db, (self.name, self.slot)
         out = Recovered()
         with db.transaction():
@@ -198,36 +199,68 @@ class PostgresBackend:
         rows = self._db.execute(union, (self.name, self.slot) * len(_TABLES)).fetchall()
         return sorted(slot for (slot,) in rows)
 
-    def _adopt(self, other: int) -> None:
-        """Move slot ``other``'s rows into ours (its seqs after ours, so its order is kept)."""
+    def claim_orphans(self) -> list[tuple[int, int]]:
+        """Lock every other slot of this name that no live session holds (its rows are frozen
+        from then on); ``(slot, messages)`` for each."""
+        claimed = []
+        for other in self._orphans():
+            if self._try_lock(other):
+                (count,) = self._db.execute(
+                    "SELECT count(*) FROM stellar_bus_messages WHERE bus = %s AND slot = %s", (self.name, other)
+                ).fetchone()
+                claimed.append((other, count))
+        return claimed
+
+    def adopt(self, claimed: list[tuple[int, int]], base: int) -> Recovered:
+        """Move the claimed slots' rows into ours, their messages numbered from ``base + 1`` in
+        their order (the caller reserved those numbers), and release the slots; what moved."""
         db, name, mine = self._db, self.name, self.slot
-        with db.transaction():
-            for slot in (mine, other):
-                db.execute(
-                    "DELETE FROM stellar_bus_rcpt r WHERE bus = %s AND slot = %s AND NOT EXISTS ("
-                    "SELECT 1 FROM stellar_bus_messages m "
-                    "WHERE m.bus = r.bus AND m.slot = r.slot AND m.seq = r.seq)",
-                    (name, slot),
-                )
-            base = db.execute(
-                "SELECT COALESCE(max(seq), 0) FROM stellar_bus_messages WHERE bus = %s AND slot = %s",
-                (name, mine),
-            ).fetchone()[0]
-            for table in ("stellar_bus_messages", "stellar_bus_rcpt"):
-                db.execute(
-                    f"UPDATE {table} SET slot = %s, seq = seq + %s WHERE bus = %s AND slot = %s",
-                    (mine, base, name, other),
-                )
-            db.execute(
-                "UPDATE stellar_bus_dead_letters SET slot = %s WHERE bus = %s AND slot = %s", (mine, name, other)
-            )
-            db.execute(
-                "INSERT INTO stellar_bus_agents (bus, slot, agent_id, agent_type, groups) "
-                "SELECT bus, %s, agent_id, agent_type, groups FROM stellar_bus_agents "
-                "WHERE bus = %s AND slot = %s ORDER BY ord ON CONFLICT (bus, slot, agent_id) DO NOTHING",
-                (mine, name, other),
-            )
-            db.execute("DELETE FROM stellar_bus_agents WHERE bus = %s AND slot = %s", (name, other))
+        out = Recovered()
+        try:
+            with db.transaction():
+                offset = base
+                for other, count in claimed:
+                    renumbered = (
+                        "(SELECT seq, %s + row_number() OVER (ORDER BY seq) AS new_seq "
+                        "FROM stellar_bus_messages WHERE bus = %s AND slot = %s) n"
+                    )
+                    args = (offset, name, other)
+                    moved = db.execute(
+                        f"UPDATE stellar_bus_rcpt r SET slot = %s, seq = n.new_seq FROM {renumbered} "
+                        "WHERE r.bus = %s AND r.slot = %s AND r.seq = n.seq "
+                        "RETURNING r.seq, r.recipient, r.status, r.attempts",
+                        (mine, *args, name, other),
+                    ).fetchall()
+                    for seq, recipient, status, attempts in moved:
+                        out.rcpt.setdefault(seq, {})[recipient] = (status, attempts)
+                    db.execute("DELETE FROM stellar_bus_rcpt WHERE bus = %s AND slot = %s", (name, other))
+                    out.messages += db.execute(
+                        f"UPDATE stellar_bus_messages m SET slot = %s, seq = n.new_seq FROM {renumbered} "
+                        "WHERE m.bus = %s AND m.slot = %s AND m.seq = n.seq "
+                        "RETURNING m.seq, m.message_id, m.meta, m.content",
+                        (mine, *args, name, other),
+                    ).fetchall()
+                    out.dead_letters += [
+                        body
+                        for (body,) in db.execute(
+                            "UPDATE stellar_bus_dead_letters SET slot = %s WHERE bus = %s AND slot = %s RETURNING body",
+                            (mine, name, other),
+                        )
+                    ]
+                    out.agents += db.execute(
+                        "INSERT INTO stellar_bus_agents (bus, slot, agent_id, agent_type, groups) "
+                        "SELECT bus, %s, agent_id, agent_type, groups FROM stellar_bus_agents "
+                        "WHERE bus = %s AND slot = %s ORDER BY ord ON CONFLICT (bus, slot, agent_id) DO NOTHING "
+                        "RETURNING agent_id, agent_type, groups",
+                        (mine, name, other),
+                    ).fetchall()
+                    db.execute("DELETE FROM stellar_bus_agents WHERE bus = %s AND slot = %s", (name, other))
+                    offset += count
+        finally:
+            for other, _ in claimed:
+                self._unlock(other)
+        out.messages.sort()
+        return out
 
     def _try_lock(self, slot: int) -> bool:
         row = self._db.execute("SELECT pg_try_advisory_lock(%s, %s)", (_CLASS, self._key(slot))).fetchone()

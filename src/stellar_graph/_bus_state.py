@@ -128,9 +128,11 @@ def restore(bus: AdvancedMessageBus, state: Mapping[str, Any]) -> None:
 
 
 def recover(bus: BusCore, found: Recovered) -> None:
-    """Rebuild a durable bus from what its SQLite file held."""
+    """Rebuild a durable bus from what its store held, or add what it adopted from a bus of the
+    same name whose process died (agents it already knows keep their registration)."""
     for agent_id, agent_type, groups in found.agents:
-        bus._registry.register(agent_id, agent_type, json.loads(groups))
+        if agent_id not in bus._registry.agents:
+            bus._registry.register(agent_id, agent_type, json.loads(groups))
     now_wall = time.time()
     for seq, message_id, meta_text, content_text in found.messages:
         meta = json.loads(meta_text)

@@ -187,6 +187,22 @@ class DurableStore:
             else:
                 return
 
+    async def adopt(self, reserve: Callable[[int], int]) -> Recovered | None:
+        """Take over what buses of the same name left when their process died (a backend with
+        slots; ``None`` for one without). ``reserve(n)`` runs on the loop and returns the seq
+        after which the ``n`` adopted messages are numbered."""
+        claim = getattr(self.backend, "claim_orphans", None)
+        if claim is None:
+            return None
+        loop = asyncio.get_running_loop()
+        claimed: list[tuple[int, int]] = await loop.run_in_executor(self._worker, claim)
+        if not claimed:
+            return None
+        base = reserve(sum(count for _, count in claimed))
+        moved: Recovered = await loop.run_in_executor(self._worker, self.backend.adopt, claimed, base)  # type: ignore[attr-defined]
+        self._with_rcpt.update(moved.rcpt)
+        return moved
+
     async def aclose(self) -> None:
         """Commit what is collected, then release the place (file lock or database slot)."""
         try:

@@ -60,7 +60,7 @@ from stellar_graph._bus_message import (
 )
 from stellar_graph._bus_registry import ALL_AGENTS
 from stellar_graph._bus_sqlite import SqliteBackend
-from stellar_graph._bus_store import Backend, DurableStore
+from stellar_graph._bus_store import Backend, DurableStore, Recovered
 from stellar_graph.errors import (
     InvalidInputError,
     OrchestrationError,
@@ -142,12 +142,12 @@ class AdvancedMessageBus(BusCore):
             dead_letter_limit=dead_letter_limit,
         )
         self.mode = mode
+        self.shared = database_url is not None
+        """The state is in a database that buses of the same name in other processes share."""
         self._closed = False
         if mode == "durable":
             self._store = DurableStore(_backend(path, database_url, name, fsync=fsync), self._on_commit)
-            _bus_state.recover(self, self._store.load(dead_letter_limit))
-            for agent_id in self._registry.agents:
-                self._inboxes.setdefault(agent_id, _Inbox())
+            self._recover(self._store.load(dead_letter_limit))
 
     @classmethod
     def from_config(cls, config: MessagingConfig, **options: Any) -> AdvancedMessageBus:
@@ -407,6 +407,16 @@ class AdvancedMessageBus(BusCore):
         """Messages accepted and not yet received by every recipient."""
         return self._depth
 
+    def recipients_waiting(self) -> set[str]:
+        """The agents with at least one message waiting to be received."""
+        return {
+            agent_id
+            for bucket in self._buckets
+            for env in bucket.values()
+            for agent_id, state in env._status.items()
+            if state == QUEUED
+        }
+
     def receipts(self, message_id: str) -> dict[str, str]:
         """Per-recipient state: ``queued``, ``delivered``, ``acked``, ``expired`` or ``dead-letter``.
 
@@ -452,6 +462,32 @@ class AdvancedMessageBus(BusCore):
             ConfigurationError: an unknown snapshot format, or the bus already holds messages.
         """
         _bus_state.restore(self, state)
+
+    async def adopt_orphans(self) -> int:
+        """Take over the messages of buses of this name whose process died (PostgreSQL: every
+        slot no live process holds); they are delivered from this bus. Returns how many.
+
+        A bus does this when it opens; the orchestra also calls it every few seconds, so a live
+        process delivers what a killed one had accepted. A no-op in memory or SQLite mode.
+        """
+        if self._store is None or self._closed:
+            return 0
+        found = await self._store.adopt(self._reserve)
+        if found is None:
+            return 0
+        before = self._n["recovered"]
+        self._recover(found)
+        self._wake_router()
+        return self._n["recovered"] - before
+
+    def _reserve(self, n: int) -> int:
+        base, self._seq = self._seq, self._seq + n
+        return base
+
+    def _recover(self, found: Recovered) -> None:
+        _bus_state.recover(self, found)
+        for agent_id in self._registry.agents:
+            self._inboxes.setdefault(agent_id, _Inbox())
 
     async def flush(self) -> None:
         """Commit pending durable writes (acks, deliveries) now; a no-op in memory mode."""

@@ -13,6 +13,9 @@ most once, as the bus defines.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,11 @@ from stellar_graph.persistence import database_url, resolved_backend, sqlite_pat
 
 __all__ = ["MailBridge"]
 
+logger = logging.getLogger(__name__)
+
+ADOPT_EVERY = 1.0
+"""Seconds between looks for messages a dead process's bus left (PostgreSQL)."""
+
 
 class MailBridge:
     """Owns the facade's bus: registration, taking mail before a run, acknowledging after it."""
@@ -30,6 +38,25 @@ class MailBridge:
     def __init__(self, bus: AdvancedMessageBus) -> None:
         self.bus = bus
         self._known: set[str] = set()
+        self._adopter: asyncio.Task[None] | None = None
+        self._looked_up: set[str] = set()
+
+    def start(self) -> None:
+        """On PostgreSQL, look every :data:`ADOPT_EVERY` seconds for messages the bus of a process
+        that died had accepted, and deliver them from here (call on the running loop)."""
+        if self.bus.shared and self._adopter is None:
+            self._adopter = asyncio.get_running_loop().create_task(self._adopt_forever(), name="stellar-bus-adopter")
+
+    async def _adopt_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ADOPT_EVERY)
+            try:
+                adopted = await self.bus.adopt_orphans()
+            except Exception as exc:  # the database may be away for a while: try again later
+                logger.warning("message bus: looking for a dead process's messages failed: %s", exc)
+                continue
+            if adopted:
+                logger.info("message bus: took over %d message(s) a stopped process had accepted", adopted)
 
     @classmethod
     def open(cls, config: OrchestraConfig, name: str) -> MailBridge:
@@ -50,11 +77,21 @@ class MailBridge:
             self.bus.register(agent["agent_id"], agent.get("agent_type"))
             self._known.add(agent["agent_id"])
 
-    def take(self, agents: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def take(self, agents: Mapping[str, Mapping[str, Any]], *, fresh: bool = True) -> list[dict[str, Any]] | None:
         """Every waiting message of these agents (id -> record), as ``{"agent_id", "message"}``
         items. Agents this bus has not seen (registered by another process on the same
-        orchestra thread) are registered first."""
+        orchestra thread) are registered first.
+
+        ``None`` when ``agents`` is not ``fresh`` (this process's view) and mail waits for an
+        agent it does not list: another process registered it (its bus's messages were taken
+        over); ask again with the latest state. Mail for an agent no state lists stays on the bus.
+        """
         self.register(a for agent_id, a in agents.items() if agent_id not in self._known)
+        if not fresh:
+            stray = self.bus.recipients_waiting() - agents.keys()
+            if stray and stray != self._looked_up:
+                self._looked_up = stray
+                return None
         return [
             {"agent_id": agent_id, "message": envelope.to_dict()}
             for agent_id in agents
@@ -68,5 +105,10 @@ class MailBridge:
                 self.bus.ack(item["agent_id"], item["message"]["message_id"])
 
     async def close(self) -> None:
-        """Flush and close the bus."""
+        """Stop looking for orphans; flush and close the bus."""
+        if self._adopter is not None:
+            self._adopter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._adopter
+            self._adopter = None
         await self.bus.close()

@@ -145,6 +145,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         )
         snapshot = await self._app.aget_state({"configurable": {"thread_id": self.thread_id}})
         self._mail.register(((snapshot.values or {}).get("agents") or {}).values())
+        self._mail.start()
         await self._runtime.start()
 
     async def stop_orchestration(self) -> None:
@@ -543,8 +544,12 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
         task.add_done_callback(self._handlers_running.discard)
         return task
 
-    def _take_mail(self) -> dict[str, Any]:
-        mail = self._mail.take(self._state.get("agents") or {}) if self._mail is not None else []
+    def _take_mail(self, state: Mapping[str, Any], fresh: bool) -> dict[str, Any] | None:
+        if self._mail is None:
+            return {}
+        mail = self._mail.take(state.get("agents") or {}, fresh=fresh)
+        if mail is None:
+            return None
         return {"deliver_messages": mail} if mail else {}
 
     def _settle_mail(self, extra: dict[str, Any]) -> None:

@@ -94,7 +94,10 @@ class OrchestraRuntime:
             model call is never repeated after a crash in any mode); control runs always use
             :data:`CONTROL_DURABILITY`.
         on_event: called with each event a control run emits (with its ``event_id``).
-        extra_input: called before each control run for input to add (the facade's bus mail).
+        extra_input: called inside the control lease before each control run, with this
+            process's view of the state and whether it was just read from the checkpoint; returns
+            input to add (the facade's bus mail), or ``None`` to be called again with the latest
+            checkpoint's state (it needs what another process changed).
         committed: called with that extra input once the run that carried it has committed.
         prune_every: every this many control runs, prune the control thread's checkpoint history
             to its latest checkpoint (``0``: keep it all).
@@ -110,7 +113,7 @@ class OrchestraRuntime:
         thread_id: str,
         durability: str = "exit",
         on_event: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
-        extra_input: Callable[[], dict[str, Any]] | None = None,
+        extra_input: Callable[[Mapping[str, Any], bool], dict[str, Any] | None] | None = None,
         committed: Callable[[dict[str, Any]], None] | None = None,
         prune_every: int = 0,
         lease: Lease | None = None,
@@ -311,12 +314,10 @@ class OrchestraRuntime:
         payload, accepted = self._merge(batch)
         if not accepted:
             return
-        extra = self._extra_input() if self._extra_input is not None and isinstance(payload, dict) else {}
-        if extra:
-            payload = {**payload, **{k: [*payload.get(k, []), *v] for k, v in extra.items()}}
+        with_extra = self._extra_input is not None and isinstance(payload, dict)
         try:
-            self._current = asyncio.create_task(self._leased_run(payload))  # stop_intake may cancel it
-            events = await self._current
+            self._current = asyncio.create_task(self._leased_run(payload, with_extra))  # stop_intake may cancel it
+            events, extra = await self._current
             if extra and self._committed is not None:
                 self._committed(extra)
         except (Exception, asyncio.CancelledError) as exc:
@@ -357,17 +358,29 @@ class OrchestraRuntime:
             accepted.append(event)
         return merged, accepted
 
-    async def _leased_run(self, payload: Any) -> list[dict[str, Any]]:
-        """One control run under the control lease (other processes' runs wait), then the
-        state it committed and, every ``prune_every`` runs, the pruned history."""
+    async def _leased_run(self, payload: Any, with_extra: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One control run under the control lease (other processes' runs wait), with the extra
+        input added; then the state it committed and, every ``prune_every`` runs, the pruned
+        history. Returns the run's events and the extra input it carried."""
         async with self.lease.control(self.thread_id):
+            extra = await self._take_extra() if with_extra else {}
+            if extra:
+                payload = {**payload, **{k: [*payload.get(k, []), *v] for k, v in extra.items()}}
             events, values = await self._run(payload)
             if values is None:
                 await self._refresh()
             else:  # what the run committed (its last step's values), without reading it back
                 self._adopt(values)
             await self._prune()
-        return events
+        return events, extra
+
+    async def _take_extra(self) -> dict[str, Any]:
+        assert self._extra_input is not None
+        extra = self._extra_input(self.state, False)
+        if extra is None:  # it needs what another process changed since this one's last run
+            await self._refresh()
+            extra = self._extra_input(self.state, True)
+        return extra or {}
 
     async def _run(self, payload: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         context = OrchestraContext(runner=self.runner)
