@@ -87,7 +87,7 @@ class MailBridge:
         over); ask again with the latest state. Mail for an agent no state lists stays on the bus.
         """
         self.register(a for agent_id, a in agents.items() if agent_id not in self._known)
-        if not fresh:
+        if not fresh and self.bus.queue_depth:
             stray = self.bus.recipients_waiting() - agents.keys()
             if stray and stray != self._looked_up:
                 self._looked_up = stray
