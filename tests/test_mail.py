@@ -55,6 +55,30 @@ async def test_messages_are_part_of_the_agents_next_task(fixed_clock) -> None:
         assert "Messages for you:" not in prompts[1]  # delivered once
 
 
+async def test_mail_for_an_agent_no_state_lists_waits_on_the_bus_and_costs_one_state_read(fixed_clock) -> None:
+    model = ScriptedChatModel(responses=[structured(AgentAnswer(result="ok", criteria_met=[], confidence=1.0))] * 3)
+    async with StellarOrchestra(MEMORY, model=model, clock=fixed_clock) as orchestra:
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001"))
+        orchestra.message_bus.register("outsider")  # on the bus only: no task of the orchestra's
+        await orchestra.send_priority_message({
+            "sender": "ops", "recipients": ["outsider"], "message_type": "note", "content": {"n": 1},
+        })
+        runtime = orchestra._runtime
+        assert runtime is not None
+        reads, refresh = [], runtime._refresh
+
+        async def counted() -> None:
+            reads.append(1)
+            await refresh()
+
+        runtime._refresh = counted  # type: ignore[method-assign]
+        for task_id in ("t1", "t2", "t3"):
+            await orchestra.orchestrate_task({"id": task_id, "description": "x", "required_skills": ["statistics"]})
+        await orchestra.wait_idle()
+        assert len(reads) == 1  # maybe another process registered it: read once, not every run
+        assert [m.content for m in orchestra.message_bus.drain("outsider")] == [{"n": 1}]  # not dropped
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_accepted_messages_survive_kill_and_are_delivered_once(

@@ -87,10 +87,10 @@ class MailBridge:
         over); ask again with the latest state. Mail for an agent no state lists stays on the bus.
         """
         self.register(a for agent_id, a in agents.items() if agent_id not in self._known)
-        if not fresh and self.bus.queue_depth:
-            stray = self.bus.recipients_waiting() - agents.keys()
-            if stray and stray != self._looked_up:
-                self._looked_up = stray
+        if not fresh:
+            stray = self.bus.recipients_waiting() - agents.keys() if self.bus.queue_depth else set()
+            new, self._looked_up = stray - self._looked_up, stray
+            if new:  # read the state once per agent it did not list
                 return None
         return [
             {"agent_id": agent_id, "message": envelope.to_dict()}
