@@ -782,7 +782,7 @@ async def test_snapshot_attempts_survive_restore() -> None:
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """Where a durable bus keeps its state: a SQLite file, or a PostgreSQL database (no file)."""
     if request.param == "sqlite":
-        return {"path": str(tmp_path / "bus.sqlite")}
+        return {"path": str(tmp_path / "bus.sqlite"), "name": "orchestra"}
     return {"database_url": request.getfixturevalue("postgres_url"), "name": "orchestra"}
 
 
@@ -848,22 +848,12 @@ async def test_durable_commits_in_groups_and_waits_off_the_event_loop(where: dic
     await bus.close()
 
 
-async def test_durable_file_has_one_owner(tmp_path: Path) -> None:
-    path = str(tmp_path / "bus.sqlite")
-    bus = make_bus(2, mode="durable", path=path)
-    with pytest.raises(OrchestrationError, match="already owns"):
-        AdvancedMessageBus(mode="durable", path=path)
-    await bus.close()
-    await AdvancedMessageBus(mode="durable", path=path).close()
-
-
-async def test_postgres_buses_of_one_name_take_slots_and_adopt_a_gone_ones_messages(postgres_url: str, tmp_path: Path) -> None:
-    where = {"database_url": postgres_url, "name": "orchestra"}
+async def test_buses_of_one_name_take_slots_and_adopt_a_gone_ones_messages(where: dict[str, str]) -> None:
     first, second = make_bus(1, mode="durable", **where), make_bus(1, mode="durable", **where)
     assert (first._store.backend.slot, second._store.backend.slot) == (0, 1)  # type: ignore[union-attr]
     await first.send_priority_message(msg(message_id="from-first", requires_ack=True))
     await second.send_priority_message(msg(message_id="from-second", requires_ack=True, prio=9))
-    other = AdvancedMessageBus(mode="durable", database_url=postgres_url, name="another-orchestra")
+    other = AdvancedMessageBus(mode="durable", **{**where, "name": "another-orchestra"})
     assert other.agents() == [] and other.queue_depth == 0  # names do not mix
     await other.close()
     await second.close()  # its slot is free: the next bus to open takes its messages
@@ -876,11 +866,9 @@ async def test_postgres_buses_of_one_name_take_slots_and_adopt_a_gone_ones_messa
     fourth = AdvancedMessageBus(mode="durable", **where)  # slot 0, adopts slot 1's unacked message
     assert ids(fourth.drain("a0")) == ["from-second", "from-first"]  # both unacked: delivered again
     await fourth.close()
-    assert not os.listdir(tmp_path)  # no file anywhere
 
 
-async def test_a_live_postgres_bus_adopts_what_a_dead_ones_process_accepted(postgres_url: str) -> None:
-    where = {"database_url": postgres_url, "name": "orchestra"}
+async def test_a_live_bus_adopts_what_a_dead_ones_process_accepted(where: dict[str, str]) -> None:
     dead, live = make_bus(0, mode="durable", **where), make_bus(0, mode="durable", **where)
     dead.register("a0", agent_type="Worker")
     dead.register("only-there", groups=["night"])
@@ -892,7 +880,7 @@ async def test_a_live_postgres_bus_adopts_what_a_dead_ones_process_accepted(post
     live.register("a0", agent_type="Worker")
     await live.send_priority_message(msg("a0", message_id="own", prio=1))
     assert await live.adopt_orphans() == 0  # its process is alive
-    dead._store.backend._db.close()  # type: ignore[union-attr]  # as a SIGKILL does: the session ends
+    dead._store.backend.close()  # type: ignore[union-attr]  # as a SIGKILL does: its locks go
 
     # Adopt while sending: adopted messages and new ones get distinct numbers.
     sends = [live.send_priority_message(msg("a0", message_id=f"new-{i}", prio=2)) for i in range(20)]
@@ -907,6 +895,36 @@ async def test_a_live_postgres_bus_adopts_what_a_dead_ones_process_accepted(post
     assert sorted(ids(again.drain("a0"))) == ["orphan-0", "orphan-1", "orphan-2"]  # acks pending
     await again.close()
     await dead.close()
+
+
+async def test_a_bus_file_of_the_previous_version_is_migrated_into_slot_0(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "bus.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE messages (seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL, meta TEXT NOT NULL, content TEXT NOT NULL);
+        CREATE TABLE rcpt (seq INTEGER NOT NULL, recipient TEXT NOT NULL, status TEXT NOT NULL,
+            attempts INTEGER NOT NULL, PRIMARY KEY (seq, recipient)) WITHOUT ROWID;
+        CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE agents (agent_id TEXT PRIMARY KEY, agent_type TEXT, groups TEXT NOT NULL);
+    """)
+    meta = {"sender": "ops", "targets": ["a0"], "recipients": ["a0"], "message_type": "note", "priority_level": 5,
+            "ttl_seconds": None, "expires_wall": None, "requires_ack": True, "conversation_id": None,
+            "created_ts": "2026-12-01T00:00:00+00:00"}
+    old.execute("INSERT INTO messages VALUES (7, 'kept', ?, ?)", (json.dumps(meta), json.dumps({"n": 1})))
+    old.execute("INSERT INTO rcpt VALUES (7, 'a0', 'delivered', 1)")
+    old.execute("INSERT INTO agents VALUES ('a0', 'Worker', '[\"g\"]')")
+    old.execute("INSERT INTO dead_letters (body) VALUES (?)", (json.dumps({"reason": "old"}),))
+    old.commit()
+    old.close()
+    bus = AdvancedMessageBus(mode="durable", path=str(path), name="orchestra")
+    assert bus.agents() == [{"agent_id": "a0", "agent_type": "Worker", "groups": ["g"]}]
+    assert [(m.message_id, m.content) for m in bus.drain("a0")] == [("kept", {"n": 1})]
+    assert bus.dead_letters() == [{"reason": "old"}]
+    await bus.close()
+    tables = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"stellar_bus_messages", "stellar_bus_rcpt", "stellar_bus_dead_letters", "stellar_bus_agents"}
 
 
 async def test_durable_restore_of_a_snapshot_persists_it(where: dict[str, str]) -> None:

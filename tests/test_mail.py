@@ -114,11 +114,18 @@ def test_accepted_messages_survive_kill_and_are_delivered_once(
 
 
 @pytest.mark.slow
-def test_a_live_process_delivers_what_a_killed_one_accepted_on_postgres(postgres_url: str, tmp_path: Path) -> None:
-    """Two processes on one orchestra thread: one accepts messages and is killed; the other, which
-    kept running, takes them over from the database and its agent sees them, once."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_live_process_delivers_what_a_killed_one_accepted(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two processes on one orchestra thread (one SQLite data directory, or one PostgreSQL
+    database): one accepts messages and is killed; the other, which kept running, takes them over
+    and its agent sees them, once."""
     log = tmp_path / "seen.log"
-    env = {**os.environ, "STELLAR_GRAPH_DATABASE_URL": postgres_url}
+    env = {**os.environ, "STELLAR_GRAPH_DATA_DIR": str(tmp_path / "data")}
+    env.pop("STELLAR_GRAPH_DATABASE_URL", None)
+    if backend == "postgres":
+        env["STELLAR_GRAPH_DATABASE_URL"] = request.getfixturevalue("postgres_url")
 
     def run(mode: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "data"), str(log), mode],
@@ -137,7 +144,8 @@ def test_a_live_process_delivers_what_a_killed_one_accepted_on_postgres(postgres
     finally:
         survivor.kill()
     assert re.findall(r"seen (m\d)", log.read_text()) == ["m2", "m1", "m0"]
-    assert not [p for p in tmp_path.rglob("*") if _is_sqlite(p)]
+    if backend == "postgres":
+        assert not [p for p in tmp_path.rglob("*") if _is_sqlite(p)]
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -3,7 +3,8 @@
 Each process runs a :class:`StellarOrchestra` on the same thread: one registers 10 agents of
 capacity 2, both submit 200 tasks one at a time, and both stay until all 400 are finished. The
 control lease (PostgreSQL advisory locks; POSIX locks on the SQLite data directory) serialises
-their control runs, so each run starts from the last one's checkpoint. Checked from the records:
+their control runs, so each run starts from the last one's checkpoint; each process's message bus
+holds a slot of the orchestra's bus in the same database or data directory. Checked from the records:
 every task completed, exactly one task run each, and no agent ever ran more tasks at once than
 its capacity (a sweep over each task's dispatch time and its run's finish time).
 """
@@ -81,6 +82,14 @@ def test_two_processes_on_one_postgres_thread_lose_nothing_and_never_double_book
     # One data directory for both, and nothing written to it: checkpoints, store, leases and
     # both processes' message buses (one slot each) are in the database.
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
+
+
+def test_two_processes_on_one_sqlite_data_directory_lose_nothing_and_never_double_book(tmp_path: Path) -> None:
+    """The default backend: the file lease serialises the control runs, and each process's
+    message bus takes a slot of the shared ``bus.sqlite``."""
+    config = {"persistence": {"backend": "sqlite"}, "llm": {"simulated_seconds": 0.2}}
+    _check(_run_replicas(config, tmp_path))
+    assert {p.name for p in (tmp_path / "data").glob("bus.sqlite.lock*")} == {"bus.sqlite.lock", "bus.sqlite.lock.1"}
 
 
 def test_a_file_lease_excludes_another_process_until_it_dies(tmp_path: Path) -> None:

@@ -1,19 +1,25 @@
-"""A durable bus's rows in a SQLite file (the default beside the checkpoints).
+"""A durable bus's rows in a SQLite file (the default: ``bus.sqlite`` beside the checkpoints).
 
 WAL mode with ``synchronous=NORMAL`` by default: a committed message survives the process being
 killed (the WAL write happens before ``COMMIT`` returns) but not a power cut; ``fsync=True``
-switches to ``synchronous=FULL`` for that.
+switches to ``synchronous=FULL`` for that (and commits on the store's thread, since an fsync
+waits for the disk).
 
-One bus at a time may own a file: an ``flock`` on ``<path>.lock`` refuses a second one (the OS
-drops the lock when the owner dies, even by SIGKILL).
+Several processes on one data directory share the file: a slot
+(:mod:`stellar_graph._bus_slots`) is an ``flock`` on ``<path>.lock`` (slot 0) or
+``<path>.lock.<n>``, dropped by the OS when its owner dies, even by SIGKILL. A file written by
+an earlier version (one bus, tables without a slot) is migrated into slot 0 when first opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from stellar_graph._bus_store import Batch, Recovered
+from stellar_graph._bus_slots import SlottedBackend
 from stellar_graph.errors import ConfigurationError, OrchestrationError
 
 try:
@@ -24,26 +30,47 @@ except ImportError:  # pragma: no cover - Windows has no flock; the lock is then
 __all__ = ["SqliteBackend"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL, meta TEXT NOT NULL, content TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rcpt (
-    seq INTEGER NOT NULL, recipient TEXT NOT NULL, status TEXT NOT NULL,
-    attempts INTEGER NOT NULL, PRIMARY KEY (seq, recipient)
+CREATE TABLE IF NOT EXISTS stellar_bus_messages (
+    bus TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, message_id TEXT NOT NULL,
+    meta TEXT NOT NULL, content TEXT NOT NULL, PRIMARY KEY (bus, slot, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id TEXT PRIMARY KEY, agent_type TEXT, groups TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS stellar_bus_rcpt (
+    bus TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, recipient TEXT NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL, PRIMARY KEY (bus, slot, seq, recipient)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stellar_bus_dead_letters (
+    id INTEGER PRIMARY KEY, bus TEXT NOT NULL, slot INTEGER NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stellar_bus_dead_letters_slot ON stellar_bus_dead_letters (bus, slot, id);
+CREATE TABLE IF NOT EXISTS stellar_bus_agents (
+    bus TEXT NOT NULL, slot INTEGER NOT NULL, agent_id TEXT NOT NULL, agent_type TEXT,
+    groups TEXT NOT NULL, PRIMARY KEY (bus, slot, agent_id)
 );
 """
 
+_V1_MIGRATION = (
+    "INSERT INTO stellar_bus_messages SELECT ?, 0, seq, message_id, meta, content FROM messages",
+    "INSERT INTO stellar_bus_rcpt SELECT ?, 0, seq, recipient, status, attempts FROM rcpt",
+    "INSERT INTO stellar_bus_dead_letters (bus, slot, body) SELECT ?, 0, body FROM dead_letters ORDER BY id",
+    "INSERT INTO stellar_bus_agents (bus, slot, agent_id, agent_type, groups) "
+    "SELECT ?, 0, agent_id, agent_type, groups FROM agents ORDER BY rowid",
+)
 
-class SqliteBackend:
-    """The four tables in one SQLite file, owned by one bus at a time."""
+
+class SqliteBackend(SlottedBackend):
+    """The bus's tables in one SQLite file; a slot is an ``flock`` on a lock file beside it."""
 
     fix = "check disk space and permissions, then resend."
+    _AGENT_ORDER = "rowid"
+    _UPSERT_RCPT = (
+        "INSERT OR REPLACE INTO stellar_bus_rcpt (bus, slot, seq, recipient, status, attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    _UPSERT_AGENT = (
+        "INSERT OR REPLACE INTO stellar_bus_agents (bus, slot, agent_id, agent_type, groups) VALUES (?, ?, ?, ?, ?)"
+    )
 
-    def __init__(self, path: str, *, fsync: bool = False) -> None:
+    def __init__(self, path: str, *, name: str = "default", fsync: bool = False) -> None:
         if not path or path == ":memory:":
             raise ConfigurationError(
                 f"mode='durable' needs a file path, got path={path!r}. Fix: pass "
@@ -51,79 +78,78 @@ class SqliteBackend:
                 field="path",
                 value=path,
             )
-        self.path = path
+        self.path, self.name = path, name
         self.where = repr(path)
         self.off_loop = fsync  # an fsync waits for the disk: not on the loop
-        self._lock_fd = _lock(path)
+        self._locks: dict[int, int] = {}
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            os.close(self._lock_fd)
             raise OrchestrationError(f"Cannot open bus database {path!r}: {exc}.") from exc
-
-    def load(self, dead_letter_limit: int) -> Recovered:
-        db = self._db
-        out = Recovered()
-        db.execute("DELETE FROM rcpt WHERE seq NOT IN (SELECT seq FROM messages)")
-        out.messages = list(db.execute("SELECT seq, message_id, meta, content FROM messages ORDER BY seq"))
-        for seq, recipient, status, attempts in db.execute("SELECT * FROM rcpt"):
-            out.rcpt.setdefault(seq, {})[recipient] = (status, attempts)
-        out.agents = list(db.execute("SELECT agent_id, agent_type, groups FROM agents ORDER BY rowid"))
-        rows = db.execute("SELECT body FROM dead_letters ORDER BY id DESC LIMIT ?", (dead_letter_limit,))
-        out.dead_letters = [body for (body,) in rows][::-1]
-        db.execute(
-            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?",
-            (dead_letter_limit,),
-        )
-        return out
-
-    def write(self, batch: Batch) -> None:
-        db = self._db
         try:
-            db.execute("BEGIN")
-            if batch.rows:
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)", batch.rows)
-            if batch.updates:
-                db.executemany("INSERT OR REPLACE INTO rcpt VALUES (?, ?, ?, ?)", batch.updates)
-            if batch.finished:
-                db.executemany("DELETE FROM messages WHERE seq = ?", [(s,) for s in batch.finished])
-            if batch.finished_rcpt:
-                db.executemany("DELETE FROM rcpt WHERE seq = ?", [(s,) for s in batch.finished_rcpt])
-            if batch.dead:
-                db.executemany("INSERT INTO dead_letters (body) VALUES (?)", [(b,) for b in batch.dead])
-            for agent_id, entry in batch.agents.items():
-                if entry is None:
-                    db.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?)", (agent_id, *entry))
-            db.execute("COMMIT")
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self.slot = self._claim_slot()
+            self._migrate_v1()
+        except BaseException:
+            self.close()
             raise
+        self.where = f"{path!r} (bus {name!r}, slot {self.slot})"
 
     def close(self) -> None:
         try:
             self._db.close()
         finally:
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            for fd in self._locks.values():
+                os.close(fd)  # drops the flock
+            self._locks.clear()
 
+    def _sql(self, text: str) -> str:
+        return text.replace("%s", "?")
 
-def _lock(path: str) -> int:
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is None:  # pragma: no cover
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise OrchestrationError(
-            f"Another AdvancedMessageBus already owns {path!r} (lock file {path}.lock is held). "
-            f"Fix: close that bus first, or give this one its own path."
-        ) from None
-    return fd
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._db.executemany(self._sql(sql), rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # take the write lock now: another process may be writing
+        try:
+            yield
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate_v1(self) -> None:
+        """Move a one-bus file of an earlier version (tables ``messages``, ``rcpt``, ...) into
+        slot 0 of this bus's name."""
+        with self._transaction():
+            found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
+            if found is None:
+                return
+            for statement in _V1_MIGRATION:
+                self._db.execute(statement, (self.name,))
+            for table in ("messages", "rcpt", "dead_letters", "agents"):
+                self._db.execute(f"DROP TABLE {table}")
+
+    def _try_lock(self, slot: int) -> bool:
+        if slot in self._locks:
+            return False
+        fd = os.open(f"{self.path}.lock" + (f".{slot}" if slot else ""), os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:  # pragma: no branch
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+        self._locks[slot] = fd
+        return True
+
+    def _unlock(self, slot: int) -> None:
+        fd = self._locks.pop(slot, None)
+        if fd is not None:
+            os.close(fd)

@@ -1,4 +1,4 @@
-"""Durable state of ``AdvancedMessageBus(mode="durable")``: group commits off the event loop.
+"""Durable state of ``AdvancedMessageBus(mode="durable")``: group commits, never waited for on the loop.
 
 The bus tells the store what changed (a new message, a recipient's new state, a finished
 message, a dead letter, a registration); the store collects the changes and commits them as one
@@ -9,13 +9,11 @@ A backend whose commit waits (PostgreSQL's round trips, SQLite with ``fsync``) c
 worker thread of the store's own, so the event loop never waits for it. SQLite in WAL mode
 without fsync commits in ~0.2 ms and is written on the loop at the end of the tick: on a thread,
 every row's step hands the GIL back and forth with the busy loop (measured with
-``tools/bench_bus.py``: 9.2k msg/s on the thread against 14.9k inline).
+``tools/bench_bus.py``: 9.2k msg/s on the thread against 15-16k inline).
 
 Where the rows live is a :class:`Backend`: a SQLite file (:mod:`stellar_graph._bus_sqlite`) or
-the orchestra's PostgreSQL database (:mod:`stellar_graph._bus_postgres`). Both keep the same
-four tables: messages not yet finished, per-recipient state once it differs from "queued",
-dead letters, registered agents; a finished message's rows are deleted, so they hold only live
-traffic.
+the orchestra's PostgreSQL database (:mod:`stellar_graph._bus_postgres`), both with the tables
+and the per-process slots of :mod:`stellar_graph._bus_slots`.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from stellar_graph._bus_message import Envelope
 from stellar_graph.errors import OrchestrationError
@@ -35,6 +33,7 @@ __all__ = ["Backend", "Batch", "DurableStore", "Recovered", "meta_json_fields"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 CommitCallback = Callable[[list[Envelope], BaseException | None], None]
 Row = tuple[int, str, str, str]
 """``(seq, message_id, meta_json, content_json)``."""
@@ -82,6 +81,12 @@ class Backend(Protocol):
 
     def write(self, batch: Batch) -> None:
         """Commit ``batch`` in one transaction, or roll it back and raise."""
+
+    def claim_orphans(self) -> list[tuple[int, int]]:
+        """Lock the slots of this bus's name that no live process holds: ``(slot, messages)``."""
+
+    def adopt(self, claimed: list[tuple[int, int]], base: int) -> Recovered:
+        """Move the claimed slots' rows into this one, numbered after ``base``; what moved."""
 
     def close(self) -> None:
         """Release the place for the next owner."""
@@ -188,18 +193,14 @@ class DurableStore:
                 return
 
     async def adopt(self, reserve: Callable[[int], int]) -> Recovered | None:
-        """Take over what buses of the same name left when their process died (a backend with
-        slots; ``None`` for one without). ``reserve(n)`` runs on the loop and returns the seq
-        after which the ``n`` adopted messages are numbered."""
-        claim = getattr(self.backend, "claim_orphans", None)
-        if claim is None:
-            return None
-        loop = asyncio.get_running_loop()
-        claimed: list[tuple[int, int]] = await loop.run_in_executor(self._worker, claim)
+        """Take over what buses of the same name left when their process died (``None`` if
+        nothing). ``reserve(n)`` runs on the loop and returns the seq after which the ``n``
+        adopted messages are numbered."""
+        claimed = await self._call(self.backend.claim_orphans)
         if not claimed:
             return None
         base = reserve(sum(count for _, count in claimed))
-        moved: Recovered = await loop.run_in_executor(self._worker, self.backend.adopt, claimed, base)  # type: ignore[attr-defined]
+        moved = await self._call(self.backend.adopt, claimed, base)
         self._with_rcpt.update(moved.rcpt)
         return moved
 
@@ -208,10 +209,17 @@ class DurableStore:
         try:
             await self.committed()
         finally:
-            await asyncio.get_running_loop().run_in_executor(self._worker, self.backend.close)
+            await self._call(self.backend.close)
             self._worker.shutdown(wait=False)
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` where the backend's commits run: its thread, or the loop (one
+        connection is never used from two threads at once)."""
+        if self.backend.off_loop:
+            return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        return fn(*args)
 
     def _pending(self) -> bool:
         return bool(self._rows or self._updates or self._finished or self._dead or self._agents)

@@ -94,10 +94,9 @@ class AdvancedMessageBus(BusCore):
         mode: ``"memory"`` (default, ephemeral) or ``"durable"`` (SQLite at ``path``, or
             PostgreSQL at ``database_url``).
         path: the SQLite file for ``mode="durable"``.
-        database_url: a PostgreSQL URL for ``mode="durable"`` instead of ``path``: no local
-            file; several processes can hold buses of one ``name`` (see
-            :mod:`stellar_graph._bus_postgres`).
-        name: the bus's name in that database (the orchestra uses its thread id).
+        database_url: a PostgreSQL URL for ``mode="durable"`` instead of ``path`` (no local file).
+        name: the bus's name in that file or database (the orchestra uses its thread id); buses
+            of one name in several processes each take a slot (see :mod:`stellar_graph._bus_slots`).
         ack_timeout: seconds (of ``clock``) before an unacked delivery is redelivered.
         max_attempts: deliveries of a ``requires_ack`` message before it is dead-lettered.
         clock: monotonic seconds for TTLs and ack timeouts (inject a fake one in tests).
@@ -142,8 +141,8 @@ class AdvancedMessageBus(BusCore):
             dead_letter_limit=dead_letter_limit,
         )
         self.mode = mode
-        self.shared = database_url is not None
-        """The state is in a database that buses of the same name in other processes share."""
+        self.shared = mode == "durable"
+        """The state is in a file or database that buses of the same name in other processes share."""
         self._closed = False
         if mode == "durable":
             self._store = DurableStore(_backend(path, database_url, name, fsync=fsync), self._on_commit)
@@ -464,11 +463,12 @@ class AdvancedMessageBus(BusCore):
         _bus_state.restore(self, state)
 
     async def adopt_orphans(self) -> int:
-        """Take over the messages of buses of this name whose process died (PostgreSQL: every
-        slot no live process holds); they are delivered from this bus. Returns how many.
+        """Take over the messages of buses of this name whose process died (every slot of the
+        file or database no live process holds); they are delivered from this bus. Returns how
+        many.
 
-        A bus does this when it opens; the orchestra also calls it every few seconds, so a live
-        process delivers what a killed one had accepted. A no-op in memory or SQLite mode.
+        A bus does this when it opens; the orchestra also calls it every second, so a live
+        process delivers what a killed one had accepted. A no-op in memory mode.
         """
         if self._store is None or self._closed:
             return 0
@@ -521,7 +521,7 @@ def _backend(path: str | None, database_url: str | None, name: str, *, fsync: bo
         from stellar_graph._bus_postgres import PostgresBackend
 
         return PostgresBackend(database_url, name)
-    return SqliteBackend(path or "", fsync=fsync)
+    return SqliteBackend(path or "", name=name, fsync=fsync)
 
 
 def _as_set(values: Iterable[str] | None) -> frozenset[str] | None:

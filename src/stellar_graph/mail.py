@@ -29,7 +29,7 @@ __all__ = ["MailBridge"]
 logger = logging.getLogger(__name__)
 
 ADOPT_EVERY = 1.0
-"""Seconds between looks for messages a dead process's bus left (PostgreSQL)."""
+"""Seconds between looks for messages a dead process's bus left (durable buses)."""
 
 
 class MailBridge:
@@ -42,8 +42,8 @@ class MailBridge:
         self._looked_up: set[str] = set()
 
     def start(self) -> None:
-        """On PostgreSQL, look every :data:`ADOPT_EVERY` seconds for messages the bus of a process
-        that died had accepted, and deliver them from here (call on the running loop)."""
+        """With a durable bus, look every :data:`ADOPT_EVERY` seconds for messages the bus of a
+        process that died had accepted, and deliver them from here (call on the running loop)."""
         if self.bus.shared and self._adopter is None:
             self._adopter = asyncio.get_running_loop().create_task(self._adopt_forever(), name="stellar-bus-adopter")
 
@@ -69,7 +69,7 @@ class MailBridge:
             return cls(AdvancedMessageBus.from_config(config.messaging, mode="durable", database_url=url, name=name))
         path = Path(sqlite_paths(config.persistence)[0]).with_name("bus.sqlite")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(AdvancedMessageBus.from_config(config.messaging, mode="durable", path=str(path)))
+        return cls(AdvancedMessageBus.from_config(config.messaging, mode="durable", path=str(path), name=name))
 
     def register(self, agents: Iterable[Mapping[str, Any]]) -> None:
         """Make agents addressable by id, by type (``type:AtlasAgent``) and by ``all-agents``."""
