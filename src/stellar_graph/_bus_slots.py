@@ -18,8 +18,9 @@ both backends (:mod:`stellar_graph._bus_sqlite`, :mod:`stellar_graph._bus_postgr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from stellar_graph._bus_store import Batch, Recovered
@@ -31,7 +32,7 @@ MAX_SLOTS = 64
 """Processes that can hold one bus name at once."""
 
 
-class SlottedBackend:
+class SlottedBackend(ABC):
     """The shared logic; a subclass brings the connection, transactions, locks and upserts."""
 
     fix: str
@@ -39,6 +40,8 @@ class SlottedBackend:
     name: str
     slot: int
     where: str
+    _db: Any
+    """The driver's connection (``execute(sql, args)`` returns a cursor)."""
     _AGENT_ORDER = "ord"
     """The column that keeps the agents' registration order."""
     _UPSERT_RCPT: str
@@ -53,21 +56,25 @@ class SlottedBackend:
     def _run(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self._db.execute(self._sql(sql), args)
 
+    @abstractmethod
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """Run ``sql`` once per row (nothing for no rows)."""
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        raise NotImplementedError
-        yield
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """One transaction (rolled back if the block raises)."""
 
+    @abstractmethod
     def _try_lock(self, slot: int) -> bool:
-        raise NotImplementedError
+        """Take ``slot`` of this name for this process, without waiting."""
 
+    @abstractmethod
     def _unlock(self, slot: int) -> None:
-        raise NotImplementedError
+        """Give ``slot`` back."""
 
-    _db: Any
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection and give this bus's slot back."""
 
     # -- the bus's rows --------------------------------------------------------------------------
 
