@@ -8,7 +8,7 @@ collected or running awaits that commit or the next one (group commit).
 A backend whose commit waits (PostgreSQL's round trips, SQLite with ``fsync``) commits on a
 worker thread of the store's own, so the event loop never waits for it. SQLite in WAL mode
 without fsync commits in ~0.2 ms and is written on the loop at the end of the tick: on a thread,
-every row's step hands the GIL back and forth with the busy loop (measured with
+each commit hands the GIL back and forth with the busy loop (measured with
 ``tools/bench_bus.py``: 9.2k msg/s on the thread against 15-16k inline).
 
 Where the rows live is a :class:`Backend`: a SQLite file (:mod:`stellar_graph._bus_sqlite`) or
