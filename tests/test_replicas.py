@@ -122,3 +122,41 @@ def test_a_file_lease_excludes_another_process_until_it_dies(tmp_path: Path) -> 
             proc.stdout.close()
     assert asyncio.run(lease.claim("task-thread")) is True
     asyncio.run(lease.aclose())
+
+
+def test_two_serve_replicas_on_one_sqlite_data_directory_lose_nothing_and_never_double_book(tmp_path: Path) -> None:
+    """`stellar-graph serve` twice on one data directory, one thread: requests alternate between
+    the replicas, 40 at once; every task is answered finished, and no agent ran more tasks at once
+    than its capacity (the replicas' control runs take turns through the same lease)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from stellar_graph import ATLAS, EDISON, LILITH, PYTHAGORAS
+    from tests.servers import safe_env, stellar_server
+
+    env = safe_env(STELLAR_GRAPH_LLM__SIMULATED_SECONDS="0.2")
+    args = ["serve", "--data-dir", str(tmp_path / "data"), "--thread", "shared"]
+    skills = ["knowledge_synthesis", "engineering", "ethics", "statistics"]
+    with (
+        stellar_server(args, log=tmp_path / "a.log", env=env) as a,
+        stellar_server(args, log=tmp_path / "b.log", env=env) as b,
+    ):
+        agents = [spec.default_profile(f"{spec.name}-001", capacity=CAPACITY) for spec in (ATLAS, EDISON, LILITH, PYTHAGORAS)]
+        registered = httpx.post(f"{a}/orchestra/invoke", json={"input": {"register_agents": agents}}, timeout=60)
+        assert registered.status_code == 200, registered.text
+
+        def submit(i: int) -> dict[str, Any]:
+            task = {"id": f"t{i:02d}", "description": f"Task {i}", "required_skills": [skills[i % 4]]}
+            reply = httpx.post(f"{(a, b)[i % 2]}/orchestra/invoke", json={"input": {"submit_tasks": [task]}}, timeout=180)
+            assert reply.status_code == 200, reply.text
+            return dict(reply.json()["output"]["tasks"][task["id"]])
+
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            records = list(pool.map(submit, range(40)))
+    assert {r["status"] for r in records} <= {"completed", "failed"}
+    assert sum(r["status"] == "completed" for r in records) > 20
+    by_agent: dict[str, list[tuple[str, str]]] = {}
+    for task in records:
+        by_agent.setdefault(task["agent_id"], []).append((task["started_at"], task["report"]["finished_at"]))
+    assert max(_max_concurrency(v) for v in by_agent.values()) <= CAPACITY

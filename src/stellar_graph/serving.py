@@ -91,9 +91,10 @@ from stellar_graph.models import (
     Task,
     parse_model,
 )
-from stellar_graph.persistence import backend_of, open_persistence
+from stellar_graph.persistence import backend_of, database_url, open_persistence, sqlite_paths
 from stellar_graph.recovery import ESCALATION_OPTIONS, decision_problem
 from stellar_graph.runtime.control import OrchestraRuntime
+from stellar_graph.runtime.lease import Lease, open_lease
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS, OrchestraInput
 from stellar_graph.submission import (
     accept_agents,
@@ -172,11 +173,17 @@ def create_app(
         async with open_persistence(cfg.persistence) as (saver, store):
             for compiled in (graph, tasks):
                 compiled.checkpointer, compiled.store = saver, store
+            # Replicas on one database take turns on a thread's control runs and claim task runs.
+            orchestra.lease = await open_lease(
+                saver, data_dir=sqlite_paths(cfg.persistence)[0].parent, database_url=database_url(cfg.persistence)
+            )
             logger.info("serving with %s checkpointer, %s store", _kind(saver), _kind(store))
             try:
                 yield
             finally:
                 await orchestra.aclose()
+                await orchestra.lease.aclose()
+                orchestra.lease = Lease()
                 for compiled in (graph, tasks):
                     compiled.checkpointer, compiled.store = None, None
 
@@ -295,6 +302,8 @@ class _ServedOrchestra(_Served):
         self.durability = durability
         self.runtimes: dict[str, OrchestraRuntime] = {}
         """Open threads, least recently used first (at most :data:`MAX_LIVE_THREADS` idle ones)."""
+        self.lease = Lease()
+        """Excludes other replicas on the same database (set by the app's lifespan)."""
         self._opening = asyncio.Lock()
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
@@ -313,7 +322,9 @@ class _ServedOrchestra(_Served):
         async with self._opening:
             found = self.runtimes.pop(thread, None)
             if found is None:
-                found = OrchestraRuntime(self.graph, self.tasks, thread_id=thread, durability=self.durability)
+                found = OrchestraRuntime(
+                    self.graph, self.tasks, thread_id=thread, durability=self.durability, lease=self.lease
+                )
                 await found.start()
             self.runtimes[thread] = found  # the most recently used last
             await self._close_idle_beyond(MAX_LIVE_THREADS)
