@@ -46,7 +46,7 @@ from stellar_graph.config import OrchestraConfig
 from stellar_graph.errors import ConfigurationError, StellarGraphError
 from stellar_graph.llm import MODEL_ENV
 from stellar_graph.orchestra import StellarOrchestra
-from stellar_graph.persistence import DATA_DIR_ENV, DATABASE_URL_ENV, sqlite_paths
+from stellar_graph.persistence import DATA_DIR_ENV, resolved_backend, sqlite_paths
 from stellar_graph.scenarios import Scenario, bundled_scenarios, load_scenario
 
 __all__ = ["app", "main"]
@@ -329,8 +329,7 @@ def serve(
         return _fail(exc)
     auth = "API key required (X-API-Key)" if os.environ.get(API_KEY_ENV) else f"no API key ({API_KEY_ENV} unset)"
     store = loaded.persistence
-    where = ("PostgreSQL" if store.backend != "memory" and (store.database_url or os.environ.get(DATABASE_URL_ENV))
-             else "memory" if store.backend == "memory" else f"SQLite in {sqlite_paths(store)[0].parent}")
+    where = {"postgres": "PostgreSQL", "memory": "memory"}.get(resolved_backend(store)) or f"SQLite in {sqlite_paths(store)[0].parent}"
     print(f"stellar-graph serve: http://{host}:{port}/orchestra and /agents/<name>; "
           f"state in {where}; {auth}", flush=True)
     uvicorn.run(served, host=host, port=port, log_level=log_level.value)
