@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from bench_server import free_port, served  # tools/: the same helper starts `langgraph dev`
 
 __all__ = ["cli", "free_port", "safe_env", "stellar_server"]
 
@@ -26,12 +25,6 @@ def cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "stellar_graph.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def safe_env(**extra: str) -> dict[str, str]:
     """This process's environment without :data:`UNSAFE`, a dummy OpenAI key, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in UNSAFE}
@@ -44,26 +37,6 @@ def stellar_server(args: list[str], *, log: Path, env: dict[str, str] | None = N
     """``stellar-graph <args> --port <free>`` until ``/healthz`` answers; yields its URL and stops
     it afterwards (its output goes to ``log``)."""
     port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen([*cli(), *args, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env=env if env is not None else safe_env(), cwd=cwd)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not come up:\n" + log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with served([*cli(), *args, "--port", str(port)], port=port, health="/healthz", log=log,
+                env=env if env is not None else safe_env(), cwd=cwd) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)

@@ -36,17 +36,46 @@ LANGGRAPH = Path(sys.executable).with_name("langgraph")
 SKILLS = ["ethics", "engineering", "risk_analysis", "statistics", "knowledge_synthesis"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
+def served(cmd: list[str], *, port: int, health: str, log: Path, env: dict[str, str],
+           cwd: Path | None = None) -> Iterator[str]:
+    """Run ``cmd`` (a server listening on ``port``), its output going to ``log``, until ``health``
+    answers 200; yield its URL; stop it afterwards. Raises ``RuntimeError`` with the log's tail
+    if it exits or is not up within 60 s. Used by the tests' servers too."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{Path(cmd[0]).name} did not come up:\n" + log.read_text()[-4000:])
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
 def dev_server(jobs: int, *, config: Path | None = None, log: Path | None = None, cwd: Path = ROOT) -> Iterator[str]:
     """``langgraph dev --n-jobs-per-worker jobs`` on a free port, offline, in ``cwd`` (a folder with
     a ``langgraph.json``; default this repository); yields its URL."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true",
            "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
     for name in ("STELLAR_GRAPH_MODEL", "STELLAR_GRAPH_DATABASE_URL", "OPENAI_BASE_URL", "STELLAR_GRAPH_CONFIG"):
@@ -56,28 +85,10 @@ def dev_server(jobs: int, *, config: Path | None = None, log: Path | None = None
         env["STELLAR_GRAPH_CONFIG"] = str(config)
     cmd = [str(LANGGRAPH), "dev", "--no-browser", "--host", "127.0.0.1", "--port", str(port), "--no-reload",
            "--allow-blocking", "--n-jobs-per-worker", str(jobs)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = log or Path(tmp) / "dev.log"
-        with path.open("w") as out:
-            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("langgraph dev did not come up:\n" + path.read_text()[-4000:])
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                        break
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+    with tempfile.TemporaryDirectory() as tmp, served(
+        cmd, port=port, health="/ok", log=log or Path(tmp) / "dev.log", env=env, cwd=cwd
+    ) as url:
+        yield url
 
 
 def workload(tasks: int) -> dict[str, Any]:
