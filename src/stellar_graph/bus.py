@@ -141,8 +141,6 @@ class AdvancedMessageBus(BusCore):
             dead_letter_limit=dead_letter_limit,
         )
         self.mode = mode
-        self.shared = mode == "durable"
-        """The state is in a file or database that buses of the same name in other processes share."""
         self._closed = False
         if mode == "durable":
             self._store = DurableStore(_backend(path, database_url, name, fsync=fsync), self._on_commit)
@@ -461,6 +459,11 @@ class AdvancedMessageBus(BusCore):
             ConfigurationError: an unknown snapshot format, or the bus already holds messages.
         """
         _bus_state.restore(self, state)
+
+    @property
+    def shared(self) -> bool:
+        """The state is in a file or database that buses of the same name in other processes share."""
+        return self.mode == "durable"
 
     async def adopt_orphans(self) -> int:
         """Take over the messages of buses of this name whose process died (every slot of the
