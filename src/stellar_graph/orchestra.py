@@ -53,9 +53,9 @@ from stellar_graph.metrics import performance_metrics
 from stellar_graph.models import AgentProfile, Allocation
 from stellar_graph.ops.facade import OperationsMixin
 from stellar_graph.optimizer import SystemOptimizer
-from stellar_graph.persistence import database_url, open_persistence, sqlite_paths
+from stellar_graph.persistence import open_persistence
 from stellar_graph.runtime.control import OrchestraRuntime
-from stellar_graph.runtime.lease import Lease, open_lease
+from stellar_graph.runtime.lease import Lease, lease_for
 from stellar_graph.scoring_tools import create_scoring_tools
 from stellar_graph.submission import (
     accept_agents,
@@ -132,8 +132,7 @@ class StellarOrchestra(CollaborationMixin, OperationsMixin, IntegrationsMixin):
             self._checkpointer, self._store = await self._stack.enter_async_context(
                 open_persistence(self.config.persistence)
             )
-            lease = await open_lease(self._checkpointer, data_dir=sqlite_paths(self.config.persistence)[0].parent,
-                                     database_url=database_url(self.config.persistence))
+            lease = await lease_for(self._checkpointer, self.config.persistence)
             self._stack.push_async_callback(lease.aclose)
         self._app = self._graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_orchestra")
         tasks = self._task_graph.compile(checkpointer=self._checkpointer, store=self._store, name="stellar_task")

@@ -91,10 +91,10 @@ from stellar_graph.models import (
     Task,
     parse_model,
 )
-from stellar_graph.persistence import backend_of, database_url, open_persistence, sqlite_paths
+from stellar_graph.persistence import backend_of, open_persistence
 from stellar_graph.recovery import ESCALATION_OPTIONS, decision_problem
 from stellar_graph.runtime.control import OrchestraRuntime
-from stellar_graph.runtime.lease import Lease, open_lease
+from stellar_graph.runtime.lease import Lease, lease_for
 from stellar_graph.state import REGISTER_AGENTS, SUBMIT_TASKS, OrchestraInput
 from stellar_graph.submission import (
     accept_agents,
@@ -174,9 +174,7 @@ def create_app(
             for compiled in (graph, tasks):
                 compiled.checkpointer, compiled.store = saver, store
             # Replicas on one database take turns on a thread's control runs and claim task runs.
-            orchestra.lease = await open_lease(
-                saver, data_dir=sqlite_paths(cfg.persistence)[0].parent, database_url=database_url(cfg.persistence)
-            )
+            orchestra.lease = await lease_for(saver, cfg.persistence)
             logger.info("serving with %s checkpointer, %s store", _kind(saver), _kind(store))
             try:
                 yield

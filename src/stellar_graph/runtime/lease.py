@@ -26,11 +26,20 @@ import os
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stellar_graph.persistence import advisory_lock, backend_of, try_advisory_lock
+from stellar_graph.persistence import (
+    advisory_lock,
+    backend_of,
+    database_url,
+    sqlite_paths,
+    try_advisory_lock,
+)
 
-__all__ = ["FileLease", "Lease", "PostgresLease", "open_lease"]
+if TYPE_CHECKING:
+    from stellar_graph.config import PersistenceConfig
+
+__all__ = ["FileLease", "Lease", "PostgresLease", "lease_for", "open_lease"]
 
 _POLL = 0.002
 """Seconds between tries while another process holds the control lease."""
@@ -152,3 +161,8 @@ async def open_lease(saver: Any, *, data_dir: Path | None = None, database_url: 
     if kind == "sqlite" and data_dir is not None:
         return FileLease(data_dir / "runs.lock")
     return Lease()
+
+
+async def lease_for(saver: Any, config: PersistenceConfig) -> Lease:
+    """The lease for a saver opened from ``config`` (its data directory, its database URL)."""
+    return await open_lease(saver, data_dir=sqlite_paths(config)[0].parent, database_url=database_url(config))
