@@ -33,14 +33,16 @@ def make_allocator(config: OrchestraConfig, clock: Callable[[], datetime], seed:
 
     async def allocator(state: OrchestraState, runtime: Runtime[Any]) -> dict[str, Any]:
         now = clock()
+        tasks = state.get("tasks") or {}
         # Learning lives in the Store: without one, adaptive mode allocates as dynamic does.
-        learner = None
-        if mode == "adaptive" and runtime.store is not None:
+        learner, predictor = None, None
+        if not any(t.get("status") in WAITING for t in tasks.values()):
+            pass  # nothing to place (a run that only applies outcomes): the plan reads neither
+        elif mode == "adaptive" and runtime.store is not None:
             memory = await read_memory(runtime.store, config)  # one Store batch: learner and predictor
             learner, predictor = memory.learned.learner, memory.predictor
         else:
             predictor = await load_predictor(runtime.store)
-        tasks = state.get("tasks") or {}
         plan = plan_allocations(
             tasks,
             state.get("agents") or {},
