@@ -23,7 +23,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 
-from stellar_graph._inline import inline
+from stellar_graph._inline import inline, routed
 from stellar_graph.agents.factory import ToolsProvider, compile_agents
 from stellar_graph.agents.policy import AgentPolicy
 from stellar_graph.agents.spec import AgentSpec, AgentTypeRegistry, agent_specs
@@ -95,10 +95,12 @@ def create_orchestra(
         OrchestraState, input_schema=OrchestraInput, output_schema=OrchestraOutput
     )
     builder.add_node("intake", make_intake(registry, tokens, clock))
-    builder.add_node("monitor", make_monitor(cfg, clock, outbox=getattr(runner, "posts_to_outbox", False)))
+    monitor = make_monitor(cfg, clock, outbox=getattr(runner, "posts_to_outbox", False))
+    # monitor touches no collaboration, optimizer makes no task escalating: both route on their input
+    builder.add_node("monitor", routed(monitor, route_after_intake), destinations=("collaboration", "allocator"))
     builder.add_node("allocator", make_allocator(cfg, clock, seed))
     builder.add_node("dispatch", make_dispatch(clock, runner), destinations=("optimizer", "escalation", END))
-    builder.add_node("optimizer", make_optimizer(cfg, clock))
+    builder.add_node("optimizer", routed(make_optimizer(cfg, clock), route_after_optimizer), destinations=("escalation", END))
     builder.add_node("escalation", inline(escalation), destinations=("allocator", END))
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     agent_graphs = compile_agents(
@@ -107,7 +109,5 @@ def create_orchestra(
     add_collaboration_nodes(builder, model=chat, agent_graphs=agent_graphs, config=cfg, clock=clock)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "monitor")
-    builder.add_conditional_edges("monitor", inline(route_after_intake), ["collaboration", "allocator"])
     builder.add_edge("allocator", "dispatch")
-    builder.add_conditional_edges("optimizer", inline(route_after_optimizer), ["escalation", END])
     return builder

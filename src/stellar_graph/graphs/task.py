@@ -98,12 +98,11 @@ def create_task_graph(
     policy = AgentPolicy.from_config(cfg.emergency_protocols, simulated_seconds=cfg.llm.simulated_seconds)
     names = [spec.name for spec in registry.specs]
 
-    def begin(state: TaskRunState, config: RunnableConfig) -> dict[str, Any]:
+    def begin(state: TaskRunState, config: RunnableConfig) -> Command[str]:
+        """Stamp the start and go to the instance's agent type."""
         thread = str((config.get("configurable") or {}).get("thread_id", ""))
-        return {"started_at": clock().isoformat(), "began": time.time(), "call_key": thread}
-
-    def agent_type(state: TaskRunState) -> str:
-        return str(state["agent"]["agent_node"])
+        update = {"started_at": clock().isoformat(), "began": time.time(), "call_key": thread}
+        return Command(update=update, goto=str(state["agent"]["agent_node"]))
 
     def agent_failed(state: TaskRunState, error: NodeError) -> Command[Any]:
         """An agent that raised after its retries: a failed report the control graph recovers."""
@@ -128,7 +127,7 @@ def create_task_graph(
         return {"report": report}
 
     builder: TaskGraph = StateGraph(TaskRunState, input_schema=TaskRunInput, output_schema=TaskRunOutput)
-    builder.add_node("begin", inline(begin))
+    builder.add_node("begin", inline(begin), destinations=tuple(names))
     compiled = compile_agents(registry.specs, model=model, seed=seed, extra_tools=extra_tools, policy=policy,
                               models=ChatModels(cfg.llm))
     for name, agent in compiled.items():
@@ -136,7 +135,6 @@ def create_task_graph(
         builder.add_edge(name, "finish")
     builder.add_node("finish", finish)
     builder.add_edge(START, "begin")
-    builder.add_conditional_edges("begin", inline(agent_type), names)
     builder.add_edge("finish", END)
     return builder
 
