@@ -182,7 +182,7 @@ class PersistenceConfig(_Section):
     survives a killed process (kill -9) without losing a commit; only a power loss or an OS crash
     can lose the last commits (never corrupting the file). ``full`` syncs every commit to disk
     (about 2x the cost per checkpoint, ``langgraph-runtime-facts.md``)."""
-    control_history_runs: int = Field(default=100, ge=0, le=1_000_000)
+    control_history_runs: int = Field(default=10, ge=0, le=1_000_000)
     """Every this many control runs, the orchestra thread's checkpoint history is pruned to its
     latest checkpoint, so the data directory grows with the task threads only (about 30 KiB per
     task), not with every decision. ``0`` keeps every control checkpoint (time travel in Studio)."""
