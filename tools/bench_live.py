@@ -3,8 +3,19 @@
 Scenario (SQLite persistence in a temporary directory, as a user runs it): 8 Edison agents of
 capacity 1 are each busy with a task whose model call sleeps ``--busy`` seconds (60 by default);
 one Pythagoras agent is idle. Then ``--critical`` critical tasks for the idle agent are submitted
-one by one (``orchestrate_task``, each awaited), and finally a quick task and a task that depends
-on it. Printed:
+one by one, and finally a quick task and a task that depends on it. The critical tasks arrive in
+two ways, each its own run of the scenario:
+
+- **back to back** (closed loop): each ``orchestrate_task`` is sent as soon as the previous one
+  returned. Each critical task's quick model call (0.05 s) finishes while later ones arrive, so
+  the process never rests: latency here is set by how many tasks per second one process
+  sustains (each costs ~40 ms of CPU: two control runs and a task run), printed as
+  ``tasks_per_second``;
+- **paced** (open loop): one every ``--interval`` seconds (default 0.1), each sent at its time
+  whether or not the previous one returned, its latency measured from that time (so a busy
+  loop that sends late is counted against it).
+
+Printed for each:
 
 - allocation latency (submission -> ``orchestrate_task`` returned), p50 and p99;
 - time to the agent's model call (submission -> the model received the task), p50 and p99;
@@ -16,7 +27,7 @@ design) checked out in a temporary git worktree, in a subprocess, so the ratios 
 the same run on the same machine. Targets (issue 13): allocation p99 <= 50 ms, model call p99 <=
 100 ms, dependent start <= 100 ms.
 
-Run: ``python tools/bench_live.py [--busy 60] [--critical 100] [--no-baseline]``.
+Run: ``python tools/bench_live.py [--busy 60] [--critical 100] [--interval 0.1] [--no-baseline]``.
 """
 
 from __future__ import annotations
@@ -58,21 +69,21 @@ class Clock:
         return structured(AgentAnswer(result=f"done {task_id}", criteria_met=[], confidence=1.0))
 
 
-async def scenario(busy: float, critical: int, quick: float = 0.05) -> dict[str, Any]:
-    """Run the scenario once; return the raw measurements (seconds)."""
+async def scenario(busy: float, critical: int, quick: float = 0.05, interval: float | None = None) -> dict[str, Any]:
+    """Run the scenario once (``interval=None``: back to back); return the raw measurements (seconds)."""
     clock = Clock(busy, quick)
     model = ScriptedChatModel(responses=[clock.call] * (critical + 20))
     with tempfile.TemporaryDirectory() as data:
         orchestra = StellarOrchestra({"persistence": {"data_dir": data}}, model=model, thread_id="live")
         await orchestra.start_orchestration()
         try:
-            return await _drive(orchestra, clock, critical)
+            return await _drive(orchestra, clock, critical, interval)
         finally:
             await orchestra.stop_intake(cancel_current=True)  # the busy agents' calls are not waited for
             await orchestra.stop_orchestration()
 
 
-async def _drive(orchestra: StellarOrchestra, clock: Clock, critical: int) -> dict[str, Any]:
+async def _drive(orchestra: StellarOrchestra, clock: Clock, critical: int, interval: float | None) -> dict[str, Any]:
     for i in range(8):
         await orchestra.register_agent({"agent_id": f"edison-00{i}", "agent_type": "EdisonAgent",
                                         "capabilities": ["engineering"], "capacity": 1})
@@ -84,21 +95,31 @@ async def _drive(orchestra: StellarOrchestra, clock: Clock, critical: int) -> di
     await _until(lambda: sum(t.startswith("busy") for t in clock.called) == 8)
     submitted: dict[str, float] = {}
     allocation: list[float] = []
-    for i in range(critical):
-        task_id = f"urgent-{i}"
-        submitted[task_id] = time.perf_counter()
+
+    async def send(task_id: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        submitted[task_id] = at
         placed = await orchestra.orchestrate_task({"id": task_id, "description": "Compute now",
                                                     "priority": "critical", "required_skills": ["statistics"]})
-        allocation.append(time.perf_counter() - submitted[task_id])
+        allocation.append(time.perf_counter() - at)
         assert placed.agent_id == "pythagoras-001", placed
+
+    began = time.perf_counter()
+    if interval is None:
+        for i in range(critical):
+            await send(f"urgent-{i}", time.perf_counter())
+    else:
+        await asyncio.gather(*(send(f"urgent-{i}", began + i * interval) for i in range(critical)))
     await _until(lambda: all(t in clock.returned for t in submitted))
+    rate = critical / (max(clock.returned[t] for t in submitted) - began)
     to_call = [clock.called[t] - submitted[t] for t in submitted]
     await orchestra.orchestrate_multiple_tasks([
         {"id": "first", "description": "Compute", "required_skills": ["statistics"]},
         {"id": "then", "description": "Compute on", "required_skills": ["statistics"], "dependencies": ["first"]},
     ])
     await _until(lambda: "then" in clock.called)
-    return {"allocation": allocation, "to_call": to_call, "dependent": clock.called["then"] - clock.returned["first"]}
+    return {"allocation": allocation, "to_call": to_call, "dependent": clock.called["then"] - clock.returned["first"],
+            "rate": rate}
 
 
 async def _until(done: Any, seconds: float = 600.0) -> None:
@@ -120,6 +141,7 @@ def summary(raw: dict[str, Any]) -> dict[str, float]:
         "model_call_p50_ms": pct(raw["to_call"], 0.5), "model_call_p99_ms": pct(raw["to_call"], 0.99),
         "dependent_start_ms": 1000 * raw["dependent"],
         "allocation_mean_ms": 1000 * statistics.fmean(raw["allocation"]),
+        "tasks_per_second": raw["rate"],
     }
 
 
@@ -146,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--busy", type=float, default=60.0, help="seconds each busy agent's call takes")
     parser.add_argument("--critical", type=int, default=100, help="critical tasks submitted one by one")
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between paced submissions")
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--baseline-busy", type=float, default=6.0)
     parser.add_argument("--baseline-critical", type=int, default=3)
@@ -155,13 +178,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(summary(asyncio.run(scenario(args.busy, args.critical)))))
         return
-    full = summary(asyncio.run(scenario(args.busy, args.critical)))
-    print(f"\nthis build: {args.critical} critical tasks while 8 agents are busy for {args.busy:.0f} s")
     targets = {"allocation_p99_ms": 50, "model_call_p99_ms": 100, "dependent_start_ms": 100}
-    for key, value in full.items():
-        target = targets.get(key)
-        verdict = "" if target is None else f"   target <= {target} ms: {'met' if value <= target else 'MISSED'}"
-        print(f"  {key:<20} {value:10.1f} ms{verdict}")
+    for label, interval in (("back to back", None), (f"paced, one every {args.interval * 1000:.0f} ms", args.interval)):
+        full = summary(asyncio.run(scenario(args.busy, args.critical, interval=interval)))
+        print(f"\nthis build, {label}: {args.critical} critical tasks while 8 agents are busy for {args.busy:.0f} s")
+        for key, value in full.items():
+            target = targets.get(key)
+            verdict = "" if target is None else f"   target <= {target} ms: {'met' if value <= target else 'MISSED'}"
+            unit = "/s" if key == "tasks_per_second" else " ms"
+            print(f"  {key:<20} {value:10.1f}{unit}{verdict}")
     if args.no_baseline:
         return
     small = summary(asyncio.run(scenario(args.baseline_busy, args.baseline_critical)))
@@ -172,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"  {'metric':<20} {'this build':>12} {'baseline ' + args.baseline_ref:>18} {'ratio':>8}")
     for key, value in small.items():
+        if key == "tasks_per_second" or key not in base:  # a rate of 3 tasks says nothing
+            continue
         print(f"  {key:<20} {value:10.1f} ms {base[key]:15.1f} ms {base[key] / max(value, 1e-9):7.0f}x")
 
 
