@@ -50,6 +50,47 @@ def test_studio_sees_the_control_graph_and_the_task_graph_with_agent_subgraphs()
     assert {"begin", "finish"} <= task
 
 
+def test_studio_draws_the_routes_the_nodes_take_themselves() -> None:
+    """monitor, optimizer and begin route inside the node (``Command``, no conditional edge):
+    the drawn graphs still show every way out of them, conditional, as before."""
+    module = _load("orchestra")
+    control = {(e.source, e.target): e.conditional for e in module.graph.get_graph().edges}
+    for edge in [("monitor", "allocator"), ("monitor", "collaboration"), ("optimizer", "escalation"),
+                 ("optimizer", "__end__"), ("dispatch", "optimizer")]:
+        assert control.get(edge) is True, edge
+    task = {(e.source, e.target): e.conditional for e in module.task.get_graph().edges}
+    for agent in ("atlas", "edison", "lilith", "pythagoras"):
+        assert task.get(("begin", agent)) is True, agent
+
+
+async def test_a_routed_node_routes_on_its_input_and_applies_its_update() -> None:
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from stellar_graph._inline import routed
+
+    class State(TypedDict, total=False):
+        n: int
+        seen: list[str]
+
+    async def bump(state: State) -> dict[str, int]:
+        return {"n": state["n"] + 10}
+
+    def route(state: State) -> str:  # sees the node's input: n before the bump
+        return "small" if state["n"] < 5 else "large"
+
+    builder = StateGraph(State)
+    builder.add_node("bump", routed(bump, route), destinations=("small", "large"))
+    builder.add_node("small", lambda s: {"seen": ["small", str(s["n"])]})
+    builder.add_node("large", lambda s: {"seen": ["large", str(s["n"])]})
+    builder.add_edge(START, "bump")
+    builder.add_edge("small", END)
+    builder.add_edge("large", END)
+    app = builder.compile()
+    assert (await app.ainvoke({"n": 1}))["seen"] == ["small", "11"]
+    assert (await app.ainvoke({"n": 7}))["seen"] == ["large", "17"]
+
+
 def test_no_node_or_router_of_the_graphs_runs_in_a_worker_thread() -> None:
     """LangGraph runs a synchronous node or router of an async graph in the thread pool: a hop
     per call on every control and task run. Ours are all coroutine functions (``inline``)."""
