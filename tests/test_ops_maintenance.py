@@ -224,15 +224,19 @@ async def test_maintenance_on_postgresql_prunes_with_the_savers_keep_latest(
     assert sorted(tasks) == ["b0", "b1", "b2", "b3"]
 
 
-@pytest.mark.parametrize("kind", ["threaded", "aiosqlite"])
+@pytest.mark.parametrize("kind", ["threaded", "aiosqlite", "aiosqlite subclass"])
 async def test_checkpoint_pruning_stats_and_vacuum_work_on_the_projects_and_langgraphs_sqlite_savers(
     tmp_path: Any, kind: str
 ) -> None:
     """The default backend's threaded saver, and a caller's own ``AsyncSqliteSaver`` (maintained
-    through a connection of its own to the same file)."""
+    through a connection of its own to the same file), and a subclass of it (a benchmark's timing
+    saver was taken for an in-memory database)."""
     from contextlib import AsyncExitStack
 
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    class MySaver(AsyncSqliteSaver):
+        pass
     from langgraph.graph import START, StateGraph
     from typing_extensions import TypedDict
 
@@ -255,7 +259,8 @@ async def test_checkpoint_pruning_stats_and_vacuum_work_on_the_projects_and_lang
         if kind == "threaded":
             saver: Any = await stack.enter_async_context(open_sqlite_saver(path))
         else:
-            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+            cls = AsyncSqliteSaver if kind == "aiosqlite" else MySaver
+            saver = await stack.enter_async_context(cls.from_conn_string(str(path)))
         app = builder.compile(checkpointer=saver)
         config = {"configurable": {"thread_id": "t"}}
         for _ in range(5):

@@ -377,10 +377,14 @@ async def on_sqlite(part: Any, fn: Callable[[sqlite3.Connection], _T]) -> _T:
 
 
 async def sqlite_file(part: Any) -> Path | None:
-    """The database file behind a SQLite saver or store (``None`` otherwise, or in memory)."""
+    """The database file behind a SQLite saver or store (``None`` otherwise, or in memory);
+    subclasses of LangGraph's aiosqlite classes included."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
     if isinstance(part, ThreadedSqliteSaver | ThreadedSqliteStore):
         rows = await part.arun(lambda: part.conn.execute("PRAGMA database_list").fetchall())
-    elif type(part).__module__.startswith(("langgraph.checkpoint.sqlite.aio", "langgraph.store.sqlite.aio")):
+    elif isinstance(part, AsyncSqliteSaver | AsyncSqliteStore):
         async with part.lock, part.conn.execute("PRAGMA database_list") as cursor:
             rows = list(await cursor.fetchall())
     else:
