@@ -9,13 +9,13 @@ thread, never on the event loop.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from stellar_graph._bus_slots import SlottedBackend
 from stellar_graph.errors import ConfigurationError, OrchestrationError
+from stellar_graph.persistence import ADVISORY_CLASS, SETUP_LOCK, advisory_key
 
 __all__ = ["PostgresBackend"]
 
@@ -34,10 +34,6 @@ _SCHEMA = (
         bus TEXT NOT NULL, slot INTEGER NOT NULL, agent_id TEXT NOT NULL, agent_type TEXT,
         groups TEXT NOT NULL, ord BIGSERIAL, PRIMARY KEY (bus, slot, agent_id))""",
 )
-_CLASS = 0x5347
-"""The advisory-lock namespace of stellar_graph (shared with ``runtime.lease``)."""
-_SETUP_LOCK = 0x53470001
-"""Held while creating tables (``persistence`` holds it for LangGraph's migrations)."""
 
 
 class PostgresBackend(SlottedBackend):
@@ -99,21 +95,20 @@ class PostgresBackend(SlottedBackend):
             yield
 
     def _setup(self) -> None:
-        while not self._run("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,)).fetchone()[0]:
+        while not self._run("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,)).fetchone()[0]:
             time.sleep(0.05)  # polled, like persistence's setup: a waiting statement is an open transaction
         try:
             for statement in _SCHEMA:
                 self._run(statement)
         finally:
-            self._run("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+            self._run("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
     def _try_lock(self, slot: int) -> bool:
-        row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (_CLASS, self._key(slot))).fetchone()
+        row = self._run("SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_CLASS, self._key(slot))).fetchone()
         return bool(row and row[0])
 
     def _unlock(self, slot: int) -> None:
-        self._run("SELECT pg_advisory_unlock(%s, %s)", (_CLASS, self._key(slot)))
+        self._run("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, self._key(slot)))
 
     def _key(self, slot: int) -> int:
-        digest = hashlib.sha256(f"bus\x1f{self.name}\x1f{slot}".encode()).digest()
-        return int.from_bytes(digest[:4], "big", signed=True)
+        return advisory_key(f"bus\x1f{self.name}\x1f{slot}")

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -33,10 +34,13 @@ from stellar_graph.config import PersistenceConfig
 from stellar_graph.errors import ConfigurationError
 
 __all__ = [
+    "ADVISORY_CLASS",
     "DATABASE_URL_ENV",
     "DATA_DIR_ENV",
     "ThreadedSqliteSaver",
+    "SETUP_LOCK",
     "ThreadedSqliteStore",
+    "advisory_key",
     "backend_of",
     "open_persistence",
     "open_sqlite_saver",
@@ -231,6 +235,17 @@ async def open_sqlite_store(path: Path, *, synchronous: str = "normal") -> Async
         yield store
 
 
+ADVISORY_CLASS = 0x5347
+"""``"SG"``: the first key of stellar_graph's two-key advisory locks (leases, bus slots)."""
+SETUP_LOCK = 0x53470001
+"""Advisory-lock key held while creating or migrating tables (LangGraph's and the bus's)."""
+
+
+def advisory_key(text: str) -> int:
+    """A signed 32-bit advisory-lock key for ``text`` (the second key, under :data:`ADVISORY_CLASS`)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
+
+
 async def try_advisory_lock(conn: Any, *key: int) -> bool:
     """``pg_try_advisory_lock(key)`` on an autocommit connection (one or two int keys)."""
     args = ", ".join(["%s"] * len(key))
@@ -245,10 +260,6 @@ async def advisory_lock(conn: Any, *key: int, every: float = 0.002) -> None:
     cancelled poll leaves no lock behind."""
     while not await try_advisory_lock(conn, *key):  # noqa: ASYNC110 (another session holds it)
         await asyncio.sleep(every)
-
-
-_SETUP_LOCK = 0x53470001
-"""Advisory-lock key held while creating or migrating the tables."""
 
 
 @asynccontextmanager
@@ -278,10 +289,10 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
         # CREATE INDEX CONCURRENTLY waits for the other's open transaction): one at a time. The
         # lock is polled, not waited for: a waiting statement is an open transaction too.
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
-            await advisory_lock(conn, _SETUP_LOCK, every=0.05)
+            await advisory_lock(conn, SETUP_LOCK, every=0.05)
             try:
                 await saver.setup()
                 await store.setup()
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
         yield saver, store

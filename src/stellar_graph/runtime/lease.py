@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import os
 import zlib
 from collections.abc import AsyncIterator
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stellar_graph.persistence import (
+    ADVISORY_CLASS,
+    advisory_key,
     advisory_lock,
     backend_of,
     database_url,
@@ -112,8 +113,6 @@ class FileLease(Lease):
 class PostgresLease(Lease):
     """PostgreSQL advisory locks: one connection waits for control leases, one holds task claims."""
 
-    _CLASS = 0x5347  # "SG": the advisory-lock namespace of stellar_graph
-
     def __init__(self, control: Any, claims: Any) -> None:
         self._control, self._claims = control, claims
         self._local = asyncio.Lock()
@@ -129,28 +128,23 @@ class PostgresLease(Lease):
 
     @contextlib.asynccontextmanager
     async def control(self, thread_id: str) -> AsyncIterator[None]:
-        key = _key(f"control\x1f{thread_id}")
+        key = advisory_key(f"control\x1f{thread_id}")
         async with self._local:
-            await advisory_lock(self._control, self._CLASS, key, every=_POLL)
+            await advisory_lock(self._control, ADVISORY_CLASS, key, every=_POLL)
             try:
                 yield
             finally:
-                await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, key))
+                await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, key))
 
     async def claim(self, thread_id: str) -> bool:
-        return await try_advisory_lock(self._claims, self._CLASS, _key(thread_id))
+        return await try_advisory_lock(self._claims, ADVISORY_CLASS, advisory_key(thread_id))
 
     async def release(self, thread_id: str) -> None:
-        await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (self._CLASS, _key(thread_id)))
+        await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, advisory_key(thread_id)))
 
     async def aclose(self) -> None:
         for conn in (self._control, self._claims):
             await conn.close()
-
-
-def _key(text: str) -> int:
-    """A signed 32-bit advisory-lock key."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
 
 
 async def open_lease(saver: Any, *, data_dir: Path | None = None, database_url: str | None = None) -> Lease:
