@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from stellar_graph._bus_store import Batch, Recovered
+from stellar_graph._bus_store import Batch, Recovered, Row
 from stellar_graph.errors import OrchestrationError
 
 __all__ = ["MAX_SLOTS", "SlottedBackend"]
@@ -46,6 +46,9 @@ class SlottedBackend(ABC):
     """The column that keeps the agents' registration order."""
     _UPSERT_RCPT: str
     _UPSERT_AGENT: str
+    _INSERT_MESSAGE = (
+        "INSERT INTO stellar_bus_messages (bus, slot, seq, message_id, meta, content) VALUES (%s, %s, %s, %s, %s, %s)"
+    )
 
     # -- what a backend provides -----------------------------------------------------------------
 
@@ -100,17 +103,8 @@ class SlottedBackend(ABC):
         out = Recovered()
         with self._transaction():
             self._drop_stray_receipts(self.slot)
-            out.messages = [
-                tuple(row)
-                for row in self._run(
-                    "SELECT seq, message_id, meta, content FROM stellar_bus_messages "
-                    "WHERE bus = %s AND slot = %s ORDER BY seq",
-                    key,
-                ).fetchall()
-            ]
-            for seq, recipient, status, attempts in self._run(
-                "SELECT seq, recipient, status, attempts FROM stellar_bus_rcpt WHERE bus = %s AND slot = %s", key
-            ).fetchall():
+            out.messages = self._messages(self.slot)
+            for seq, recipient, status, attempts in self._receipts(self.slot):
                 out.rcpt.setdefault(seq, {})[recipient] = (status, attempts)
             out.agents = self._agents(self.slot)
             kept = self._run(
@@ -131,11 +125,7 @@ class SlottedBackend(ABC):
         key = (self.name, self.slot)
         with self._transaction():
             if batch.rows:
-                self._many(
-                    "INSERT INTO stellar_bus_messages (bus, slot, seq, message_id, meta, content) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(*key, *row) for row in batch.rows],
-                )
+                self._many(self._INSERT_MESSAGE, [(*key, *row) for row in batch.rows])
             if batch.updates:
                 self._many(self._UPSERT_RCPT, [(*key, *update) for update in batch.updates])
             if batch.finished:
@@ -193,26 +183,12 @@ class SlottedBackend(ABC):
                 for other, _ in claimed:
                     self._drop_stray_receipts(other)
                     old = (name, other)
-                    rows = self._run(
-                        "SELECT seq, message_id, meta, content FROM stellar_bus_messages "
-                        "WHERE bus = %s AND slot = %s ORDER BY seq",
-                        old,
-                    ).fetchall()
-                    renumber = {seq: offset + i for i, (seq, *_) in enumerate(rows, start=1)}
-                    moved = [(renumber[seq], *rest) for seq, *rest in rows]
-                    receipts = [
-                        (renumber[seq], recipient, status, attempts)
-                        for seq, recipient, status, attempts in self._run(
-                            "SELECT seq, recipient, status, attempts FROM stellar_bus_rcpt WHERE bus = %s AND slot = %s",
-                            old,
-                        ).fetchall()
-                    ]
+                    rows = self._messages(other)
+                    renumber = {row[0]: offset + i for i, row in enumerate(rows, start=1)}
+                    moved = [(renumber[seq], message_id, meta, content) for seq, message_id, meta, content in rows]
+                    receipts = [(renumber[seq], who, status, tries) for seq, who, status, tries in self._receipts(other)]
                     agents = [a for a in self._agents(other) if a[0] not in known]
-                    self._many(
-                        "INSERT INTO stellar_bus_messages (bus, slot, seq, message_id, meta, content) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                        [(name, mine, *row) for row in moved],
-                    )
+                    self._many(self._INSERT_MESSAGE, [(name, mine, *row) for row in moved])
                     self._many(
                         "INSERT INTO stellar_bus_rcpt (bus, slot, seq, recipient, status, attempts) "
                         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -242,6 +218,27 @@ class SlottedBackend(ABC):
             for other, _ in claimed:
                 self._unlock(other)
         return out
+
+    def _messages(self, slot: int) -> list[Row]:
+        """A slot's messages, ``(seq, message_id, meta, content)`` in order."""
+        return [
+            (seq, message_id, meta, content)
+            for seq, message_id, meta, content in self._run(
+                "SELECT seq, message_id, meta, content FROM stellar_bus_messages "
+                "WHERE bus = %s AND slot = %s ORDER BY seq",
+                (self.name, slot),
+            ).fetchall()
+        ]
+
+    def _receipts(self, slot: int) -> list[tuple[int, str, str, int]]:
+        """A slot's recipient states, ``(seq, recipient, status, attempts)``."""
+        return [
+            (seq, recipient, status, attempts)
+            for seq, recipient, status, attempts in self._run(
+                "SELECT seq, recipient, status, attempts FROM stellar_bus_rcpt WHERE bus = %s AND slot = %s",
+                (self.name, slot),
+            ).fetchall()
+        ]
 
     def _agents(self, slot: int) -> list[tuple[str, str | None, str]]:
         return [
