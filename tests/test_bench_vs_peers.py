@@ -24,8 +24,10 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 import bench_vs_peers
 from _peers_report import busy_time, call_tokens
 from _peers_server import Call, decide
+from _peers_systems import SHAPE_AGENT, SHAPE_OUTCOME, SHAPE_SUBMIT
 from _peers_workload import CRITERION, make_workload
 from stellar_graph import REFERENCE_TEAM
+from stellar_graph.graphs.runtime import open_runtime
 from stellar_graph.tokens import count_message_tokens, count_tokens
 
 WORKLOAD = make_workload(8)
@@ -211,3 +213,54 @@ def test_stellar_graph_spends_at_most_a_third_of_the_supervisors_tokens(quick) -
     # Holds since agents use JSON mode with the reply's shape in the task message instead of
     # sending the AgentAnswer schema with every call (0.41 before, 0.29 after).
     assert quick.median("stellar").total_tokens * 3 <= quick.median("supervisor").total_tokens
+
+
+# -- the shape: stellar_graph's runs and node paths, no-op nodes -----------------------------
+
+
+class _TaskRunSpy:
+    """The compiled task graph, recording the nodes each run takes (subgraphs included)."""
+
+    def __init__(self, app) -> None:
+        self.app, self.paths = app, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)
+
+    async def ainvoke(self, payload, config, **kwargs):
+        path, out = [], {}
+        async for namespace, mode, chunk in self.app.astream(
+            payload, config, stream_mode=["updates", "values"], subgraphs=True, **kwargs
+        ):
+            if mode == "updates":
+                inner = tuple(part.split(":", 1)[0] for part in namespace)
+                path += [(*inner, node) for node in chunk]
+            elif not namespace:
+                out = chunk
+        self.paths.append(path)
+        return out
+
+
+def test_the_shape_takes_the_live_orchestras_runs_and_paths() -> None:
+    """``stellar-shape`` is the floor of stellar_graph's overhead only while it takes the same
+    runs and node paths per task as the live orchestra: checked here against the real one."""
+    async def main() -> tuple[list[str], list[list[tuple[str, ...]]]]:
+        config = {"persistence": {"backend": "memory"}}
+        async with open_runtime(config, thread_id="shape") as runtime:
+            await runtime.submit({"register_agents": [
+                {"agent_id": "atlas-001", "agent_type": "AtlasAgent", "capabilities": ["research"]}
+            ]})
+            spy = _TaskRunSpy(runtime.runner.app)
+            runtime.runner.app = spy
+            nodes: list[str] = []
+            runtime.listeners.append(nodes.extend)  # each step's update, keyed by node
+            task = {"id": "t1", "description": "Survey", "required_skills": ["research"]}
+            await runtime.submit({"submit_tasks": [task]})
+            await runtime.wait_idle()
+        return nodes, spy.paths
+
+    nodes, task_runs = asyncio.run(main())
+    assert nodes == [*SHAPE_SUBMIT, *SHAPE_OUTCOME]  # the task's control run, then its outcome's
+    [task_run] = task_runs
+    agent = "atlas"
+    assert task_run == [("begin",), *[(agent, node) for node in SHAPE_AGENT], (agent,), ("finish",)]

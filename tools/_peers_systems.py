@@ -13,6 +13,11 @@ workload, and an ``AsyncSqliteSaver`` (timed: see :class:`TimedSqliteSaver`) in 
 * ``swarm``: ``langgraph_swarm.create_swarm``; Atlas is the default active agent.
 * ``plain``: a ``StateGraph`` routing by skill from ``START`` straight to the owner's LLM node
   (the lower limit of orchestration cost).
+* ``stellar-shape``: stellar_graph's LangGraph shape and nothing else: per task the same runs and
+  node paths as the live orchestra (:data:`SHAPE_SUBMIT`, :data:`SHAPE_AGENT`,
+  :data:`SHAPE_OUTCOME`), every node a no-op except ``act``, which makes ``plain``'s LLM call. Its
+  overhead is what LangGraph itself costs for the design's runs and steps: the floor of
+  ``stellar`` (no board, no allocator, no learning, no facade).
 
 Otherwise peers run one task per thread (one conversation per task), the fairest setting for
 them: nothing from earlier tasks is re-read. stellar_graph keeps its one orchestra thread.
@@ -37,6 +42,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.sqlite.aio import AsyncSqliteStore
+from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from _peers_workload import BenchTask, Workload, supervisor_prompt
@@ -44,6 +50,7 @@ from stellar_graph import StellarOrchestra, create_orchestra
 from stellar_graph.agents.render import render_task_message
 from stellar_graph.graphs import create_task_graph
 from stellar_graph.runtime import OrchestraRuntime
+from stellar_graph.runtime.control import CONTROL_DURABILITY
 from stellar_graph.testing import make_test_chat_openai
 
 __all__ = [
@@ -51,6 +58,9 @@ __all__ = [
     "GraphRunner",
     "Mark",
     "Outcome",
+    "SHAPE_AGENT",
+    "SHAPE_OUTCOME",
+    "SHAPE_SUBMIT",
     "RunContext",
     "Runner",
     "TimedSqliteSaver",
@@ -499,6 +509,94 @@ async def plain(ctx: RunContext) -> AsyncIterator[Runner]:
         )
 
 
+SHAPE_SUBMIT = ("intake", "monitor", "allocator", "dispatch")
+"""The control run a submitted task causes (its nodes in order)."""
+SHAPE_OUTCOME = (*SHAPE_SUBMIT, "optimizer")
+"""The control run a finished task run causes."""
+SHAPE_AGENT = ("plan", "act", "check", "report")
+"""The agent subgraph's nodes; the task run is ``begin -> <agent type> -> finish``."""
+
+
+class _ShapeState(TypedDict, total=False):
+    task: dict[str, Any]
+    event: str
+    answer: str
+
+
+def _noop(state: _ShapeState) -> dict[str, Any]:
+    return {}
+
+
+def _chain(builder: StateGraph[Any, Any, Any, Any], names: Sequence[str], nodes: dict[str, Any]) -> None:
+    for name in names:
+        builder.add_node(name, nodes.get(name, _noop))
+    for a, b in zip(names, names[1:], strict=False):
+        builder.add_edge(a, b)
+
+
+class ShapeRunner(Runner):
+    """Per task: a control run on the one orchestra thread, the task run on its own thread, a
+    control run for its outcome, with the durabilities stellar_graph uses."""
+
+    label = "stellar_graph's shape only"
+
+    def __init__(self, control: Any, tasks: Any, saver: TimedSqliteSaver, durability: str) -> None:
+        self.control, self.tasks, self.saver, self.durability = control, tasks, saver, durability
+
+    async def run_one(self, bt: BenchTask) -> Outcome:
+        orchestra = {"configurable": {"thread_id": "shape-orchestra"}}
+        await self.control.ainvoke({"event": "submit"}, orchestra, durability=CONTROL_DURABILITY)
+        task = {"configurable": {"thread_id": f"shape:{bt.id}"}}
+        out = await self.tasks.ainvoke({"task": bt.task}, task, durability=self.durability)
+        await self.control.ainvoke({"event": "outcome"}, orchestra, durability=CONTROL_DURABILITY)
+        return Outcome(bt.id, out.get("answer"))
+
+
+@asynccontextmanager
+async def shape(ctx: RunContext) -> AsyncIterator[Runner]:
+    """stellar_graph's runs and node paths with no-op nodes; ``act`` calls the LLM as ``plain`` does."""
+    model = ctx.chat_model()
+    workload = ctx.workload
+
+    def dispatch(state: _ShapeState) -> Command[str]:
+        return Command(goto="optimizer" if state.get("event") == "outcome" else END)
+
+    control: StateGraph[Any, Any, Any, Any] = StateGraph(_ShapeState)
+    _chain(control, SHAPE_SUBMIT[:-1], {})
+    control.add_node("dispatch", dispatch, destinations=("optimizer", END))  # routes itself, as stellar_graph's
+    control.add_node("optimizer", _noop)
+    control.add_edge(START, SHAPE_SUBMIT[0])
+    control.add_edge(SHAPE_SUBMIT[-2], "dispatch")
+    control.add_edge("optimizer", END)
+
+    def agent(spec: Any) -> Any:
+        system = workload.system_prompt(spec)
+
+        async def act(state: _ShapeState) -> dict[str, Any]:
+            reply = await model.ainvoke([SystemMessage(system), HumanMessage(render_task_message(state["task"]))])
+            return {"answer": str(reply.content)}
+
+        inner: StateGraph[Any, Any, Any, Any] = StateGraph(_ShapeState)
+        _chain(inner, SHAPE_AGENT, {"act": act})
+        inner.add_edge(START, SHAPE_AGENT[0])
+        inner.add_edge(SHAPE_AGENT[-1], END)
+        return inner.compile(name=spec.name)
+
+    def begin(state: _ShapeState) -> Command[str]:
+        return Command(goto=workload.owner_of_skill(state["task"]["required_skills"][0]))
+
+    tasks: StateGraph[Any, Any, Any, Any] = StateGraph(_ShapeState)
+    tasks.add_node("begin", begin, destinations=tuple(s.name for s in workload.team))
+    for spec in workload.team:
+        tasks.add_node(spec.name, agent(spec))
+        tasks.add_edge(spec.name, "finish")
+    tasks.add_node("finish", _noop)
+    tasks.add_edge(START, "begin")
+    tasks.add_edge("finish", END)
+    async with _timed_saver(ctx.db_dir / "checkpoints.sqlite") as saver:
+        yield ShapeRunner(control.compile(checkpointer=saver), tasks.compile(checkpointer=saver), saver, ctx.durability)
+
+
 SYSTEMS: dict[str, Callable[[RunContext], AbstractAsyncContextManager[Runner]]] = {
     "stellar": stellar_facade,
     "stellar-graph": stellar_graph,
@@ -507,5 +605,6 @@ SYSTEMS: dict[str, Callable[[RunContext], AbstractAsyncContextManager[Runner]]] 
     "supervisor-shared": _supervisor(forward=False, shared=True),
     "swarm": swarm,
     "plain": plain,
+    "stellar-shape": shape,
 }
 """Benchmark name -> factory of an async context manager yielding the system's runner."""

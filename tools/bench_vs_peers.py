@@ -8,7 +8,10 @@ only one agent holds) and the same canned agent answers go through, in one run:
   with all tasks in one thread), whose supervisor LLM is scripted to route every task to the
   right agent: measured at its best;
 * langgraph-swarm's ``create_swarm`` (Atlas starts; it hands off when the task is not its own);
-* a plain LangGraph graph routing by skill straight to the owner's LLM: the lower limit.
+* a plain LangGraph graph routing by skill straight to the owner's LLM: the lower limit;
+* stellar_graph's shape alone (``stellar-shape``): its runs and node paths per task with no-op
+  nodes around the same LLM call as the plain graph, so the report can say how much of
+  stellar_graph's overhead LangGraph itself takes for that design, and how much is its own code.
 
 All LLM traffic goes to one local OpenAI-compatible server (``_peers_server``) that counts the
 calls (routing vs work), sleeps a fixed latency per call, and keeps the bodies, whose tokens are
@@ -56,7 +59,7 @@ from stellar_graph.tokens import ensure_offline_encodings  # noqa: E402
 
 __all__ = ["BenchResult", "Claim", "main", "run_benchmark"]
 
-STELLAR, BASELINE, SUPERVISOR = "stellar", "plain", "supervisor"
+STELLAR, BASELINE, SUPERVISOR, SHAPE = "stellar", "plain", "supervisor", "stellar-shape"
 DEFAULT_SYSTEMS = (
     "stellar",
     "stellar-graph",
@@ -65,6 +68,7 @@ DEFAULT_SYSTEMS = (
     "supervisor-shared",
     "swarm",
     "plain",
+    "stellar-shape",
 )
 SHARED_THREAD = {"supervisor-shared"}  # one thread cannot take concurrent runs: sequential only
 CONCURRENCY = 12  # stellar_graph's capacity here: 4 agents x 3 concurrent tasks (the default)
@@ -354,6 +358,18 @@ def concurrent_table(result: BenchResult) -> str:
     return render_table(headers, rows)
 
 
+def floor_lines(result: BenchResult) -> list[str]:
+    """What LangGraph alone costs for stellar_graph's design, beside the plain graph and stellar_graph."""
+    if (SHAPE, "seq") not in result.runs or (BASELINE, "seq") not in result.runs:
+        return []
+    sg, base, floor = (result.median(s).overhead_per_task for s in (STELLAR, BASELINE, SHAPE))
+    return [
+        f"[floor] the design's runs and steps alone (stellar-shape, no-op nodes): {floor * 1e3:.1f} ms overhead "
+        f"per task = {floor / base:.2f}x the plain graph's {base * 1e3:.1f} ms; stellar_graph adds "
+        f"{(sg - floor) * 1e3:.1f} ms of its own ({sg / floor:.2f}x its shape)",
+    ]
+
+
 def report(result: BenchResult) -> str:
     """The full text report."""
     o = result.options
@@ -377,6 +393,7 @@ def report(result: BenchResult) -> str:
     lines += ["", "== issue 9 claims (sequential runs) =="]
     for claim in result.claims():
         lines.append(f"[{'PASS' if claim.ok else 'FAIL'}] {claim.text}: {claim.value}")
+    lines += floor_lines(result)
     if result.server_errors:
         lines += [
             "",
