@@ -136,3 +136,70 @@ def test_kill_minus_nine_then_resume_on_postgres_runs_each_task_once(
     kill_mid_run_then_resume(tmp_path, {DATABASE_URL_ENV: postgres_url})
     assert _checkpoints(postgres_url, "durable") > 0
     assert not (tmp_path / "data" / "checkpoints.sqlite").exists()
+
+
+async def test_the_orchestra_goes_on_after_the_server_drops_its_connections(
+    postgres_url: str, tmp_path: Path, fixed_clock
+) -> None:
+    """A PostgreSQL restart, failover or idle timeout ends every session: the checkpointer's and
+    Store's pool, the lease and the message bus reconnect on their next use; the claims and the
+    bus's slot are taken again."""
+    from stellar_graph import PYTHAGORAS, AgentAnswer
+    from stellar_graph.testing import ScriptedChatModel, structured
+
+    answer = structured(AgentAnswer(result="ok", criteria_met=[], confidence=1.0))
+    model = ScriptedChatModel(responses=[answer] * 4)
+    config = {"persistence": {"database_url": postgres_url, "data_dir": str(tmp_path / "d")}}
+    name = postgres_url.rsplit("/", 1)[1]
+
+    def drop_sessions() -> int:
+        with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    async with StellarOrchestra(config, model=model, thread_id="dropped", clock=fixed_clock) as orchestra:
+        await orchestra.register_agent(PYTHAGORAS.default_profile("pythagoras-001"))
+        first = await orchestra.orchestrate_task({"id": "t0", "description": "Fit", "required_skills": ["statistics"]})
+        assert (await orchestra.monitor_task_execution(first.allocation_id))["status"] == "completed"
+
+        assert drop_sessions() >= 4  # pool, lease (control and claims), bus
+        note = await orchestra.send_priority_message({
+            "sender": "ops", "recipients": ["pythagoras-001"], "message_type": "note", "content": {"n": 1},
+        })
+        for i in (1, 2, 3):
+            placed = await orchestra.orchestrate_task(
+                {"id": f"t{i}", "description": "Fit", "required_skills": ["statistics"]}
+            )
+            assert (await orchestra.monitor_task_execution(placed.allocation_id))["status"] == "completed"
+        assert note in orchestra.state()["delivered_messages"]
+        assert orchestra.message_bus.receipts(note)["pythagoras-001"] in {"delivered", "acked"}
+    model.assert_complete()
+
+
+async def test_the_lease_takes_its_claims_again_on_a_new_session(postgres_url: str) -> None:
+    from stellar_graph.runtime.lease import PostgresLease
+
+    lease = await PostgresLease.connect(postgres_url)
+    try:
+        assert await lease.claim("run-a")
+        old = await (await lease._claims.execute("SELECT pg_backend_pid()")).fetchone()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (old[0],))
+        assert await lease.claim("run-b")  # reconnects, takes run-a again, then run-b
+        new = await (await lease._claims.execute("SELECT pg_backend_pid()")).fetchone()
+        assert new[0] != old[0]
+        other = await PostgresLease.connect(postgres_url)
+        try:
+            assert not await other.claim("run-a") and not await other.claim("run-b")
+            await lease.release("run-a")
+            assert await other.claim("run-a")
+        finally:
+            await other.aclose()
+        async with lease.control("orchestra"):  # its control connection was not dropped: still works
+            pass
+    finally:
+        await lease.aclose()

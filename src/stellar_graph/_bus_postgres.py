@@ -1,7 +1,10 @@
 """A durable bus's rows in the orchestra's PostgreSQL database (no local file).
 
 Slots (:mod:`stellar_graph._bus_slots`) are session advisory locks, which the server drops with
-the session when a process dies. The tables are created on first use, under the same setup lock
+the session when a process dies. A session the server dropped while the process lives (a restart,
+a failover, an idle timeout) is reopened on the next write or orphan scan, and the slot taken
+again; if another process took it meanwhile, it adopted the slot's messages and delivers them, and
+this bus says so instead of writing on. The tables are created on first use, under the same setup lock
 as LangGraph's migrations. Every commit is a round trip to the server, so it runs on the store's
 thread, never on the event loop.
 """
@@ -10,14 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from stellar_graph._bus_slots import SlottedBackend
+from stellar_graph._bus_store import Batch
 from stellar_graph.errors import ConfigurationError, OrchestrationError
 from stellar_graph.persistence import ADVISORY_CLASS, SETUP_LOCK, advisory_key
 
 __all__ = ["PostgresBackend"]
+
+_T = TypeVar("_T")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stellar_bus_messages (
@@ -67,7 +73,7 @@ class PostgresBackend(SlottedBackend):
                 "A PostgreSQL message bus needs the `postgres` extra: pip install 'stellar-graph[postgres]'.",
                 field="database_url",
             ) from None
-        self.name = name
+        self.name, self._url = name, url
         self.where = "PostgreSQL"
         try:
             self._db = psycopg.connect(url, autocommit=True)
@@ -83,6 +89,31 @@ class PostgresBackend(SlottedBackend):
 
     def close(self) -> None:
         self._db.close()  # the server drops the slot's lock with the session
+
+    def write(self, batch: Batch) -> None:
+        self._reopened(lambda: SlottedBackend.write(self, batch))  # a dropped transaction left nothing
+
+    def claim_orphans(self) -> list[tuple[int, int]]:
+        return self._reopened(lambda: SlottedBackend.claim_orphans(self))
+
+    def _reopened(self, op: Callable[[], _T]) -> _T:
+        """``op()``; if the server had dropped the session, reconnect, take the slot back, run it again."""
+        import psycopg
+
+        try:
+            return op()
+        except psycopg.OperationalError:
+            if not self._db.closed:
+                raise
+        self._db = psycopg.connect(self._url, autocommit=True)
+        if not self._try_lock(self.slot):
+            self._db.close()
+            raise OrchestrationError(
+                f"Message bus {self.name!r} lost its database session and another process took its slot "
+                f"{self.slot} meanwhile, with the messages it had accepted (that process delivers them). "
+                "Fix: restart this process; it takes a free slot."
+            )
+        return op()
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -52,6 +53,10 @@ __all__ = [
 _T = TypeVar("_T")
 DATA_DIR_ENV = "STELLAR_GRAPH_DATA_DIR"
 DATABASE_URL_ENV = "STELLAR_GRAPH_DATABASE_URL"
+POOL_SIZE = 10
+"""Connections the checkpointer and Store share on PostgreSQL (task runs checkpoint concurrently)."""
+POOL_OPEN_SECONDS = 10.0
+"""How long opening PostgreSQL persistence waits for its first connection before failing."""
 
 
 def sqlite_paths(config: PersistenceConfig) -> tuple[Path, Path]:
@@ -280,11 +285,28 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
             value="postgres",
         ) from None
     from psycopg import AsyncConnection
+    from psycopg.rows import DictRow, dict_row
+    from psycopg_pool import AsyncConnectionPool
 
-    async with (
-        AsyncPostgresSaver.from_conn_string(url) as saver,
-        AsyncPostgresStore.from_conn_string(url) as store,
-    ):
+    # A pool, not one connection: a connection the server dropped (a restart, a failover, an idle
+    # timeout) is found by the check when it is next taken and replaced, so the orchestra goes on.
+    pool = AsyncConnectionPool(
+        url, connection_class=AsyncConnection[DictRow], min_size=1, max_size=POOL_SIZE, open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )
+    try:
+        await pool.open(wait=True, timeout=POOL_OPEN_SECONDS)
+    except Exception as exc:
+        await pool.close()
+        raise ConfigurationError(
+            f"Cannot connect to PostgreSQL at {_where(url)} within {POOL_OPEN_SECONDS:g} s ({exc}). Fix: check "
+            "`persistence.database_url` (host, port, database, credentials) and that the server is up.",
+            field="persistence.database_url",
+            value=_where(url),
+        ) from exc
+    async with pool:
+        saver, store = AsyncPostgresSaver(pool), AsyncPostgresStore(pool)
         # Two processes setting up one fresh database at once hang in the migrations (each one's
         # CREATE INDEX CONCURRENTLY waits for the other's open transaction): one at a time. The
         # lock is polled, not waited for: a waiting statement is an open transaction too.
@@ -296,3 +318,12 @@ async def _postgres(url: str | None) -> AsyncIterator[tuple[BaseCheckpointSaver[
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
         yield saver, store
+
+
+def _where(url: str) -> str:
+    """``host:port/database`` of a PostgreSQL URL, without its credentials (for messages)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    except ValueError:
+        return "<unparsable URL>"

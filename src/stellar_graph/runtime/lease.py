@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import zlib
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from stellar_graph.config import PersistenceConfig
 
 __all__ = ["FileLease", "Lease", "PostgresLease", "lease_for", "open_lease"]
+
+logger = logging.getLogger(__name__)
 
 _POLL = 0.002
 """Seconds between tries while another process holds the control lease."""
@@ -111,40 +114,83 @@ class FileLease(Lease):
 
 
 class PostgresLease(Lease):
-    """PostgreSQL advisory locks: one connection waits for control leases, one holds task claims."""
+    """PostgreSQL advisory locks: one connection waits for control leases, one holds task claims.
 
-    def __init__(self, control: Any, claims: Any) -> None:
-        self._control, self._claims = control, claims
+    A connection the server dropped (a restart, a failover, an idle timeout) is reopened on its
+    next use. The server released that session's locks with it: the claims this process still
+    holds are taken again on the new connection (one another process took meanwhile is logged,
+    and that process runs it).
+    """
+
+    def __init__(self, url: str, control: Any, claims: Any) -> None:
+        self._url, self._control, self._claims = url, control, claims
+        self._held: set[str] = set()
         self._local = asyncio.Lock()
 
     @classmethod
     async def connect(cls, url: str) -> PostgresLease:
         """Open the two autocommit connections."""
-        from psycopg import AsyncConnection
-
-        control = await AsyncConnection.connect(url, autocommit=True)
-        claims = await AsyncConnection.connect(url, autocommit=True)
-        return cls(control, claims)
+        return cls(url, await _connect(url), await _connect(url))
 
     @contextlib.asynccontextmanager
     async def control(self, thread_id: str) -> AsyncIterator[None]:
         key = advisory_key(f"control\x1f{thread_id}")
         async with self._local:
-            await advisory_lock(self._control, ADVISORY_CLASS, key, every=_POLL)
+            if self._control.closed:
+                self._control = await _connect(self._url)
+            try:
+                await advisory_lock(self._control, ADVISORY_CLASS, key, every=_POLL)
+            except _dropped():
+                self._control = await _connect(self._url)
+                await advisory_lock(self._control, ADVISORY_CLASS, key, every=_POLL)
             try:
                 yield
             finally:
-                await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, key))
+                with contextlib.suppress(*_dropped()):  # a dropped session's locks went with it
+                    await self._control.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, key))
 
     async def claim(self, thread_id: str) -> bool:
-        return await try_advisory_lock(self._claims, ADVISORY_CLASS, advisory_key(thread_id))
+        key = advisory_key(thread_id)
+        try:
+            taken = await try_advisory_lock(await self._claims_session(), ADVISORY_CLASS, key)
+        except _dropped():
+            taken = await try_advisory_lock(await self._claims_session(reopen=True), ADVISORY_CLASS, key)
+        if taken:
+            self._held.add(thread_id)
+        return taken
 
     async def release(self, thread_id: str) -> None:
-        await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, advisory_key(thread_id)))
+        self._held.discard(thread_id)
+        with contextlib.suppress(*_dropped()):  # gone with the session: nothing to give back
+            await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, advisory_key(thread_id)))
+
+    async def _claims_session(self, *, reopen: bool = False) -> Any:
+        """The claims connection; reopened (and this process's claims taken again) if it was dropped."""
+        if not (reopen or self._claims.closed):
+            return self._claims
+        self._claims = await _connect(self._url)
+        for thread in sorted(self._held):
+            if not await try_advisory_lock(self._claims, ADVISORY_CLASS, advisory_key(thread)):
+                logger.warning("task run %s was claimed by another process while this one was disconnected", thread)
+                self._held.discard(thread)
+        return self._claims
 
     async def aclose(self) -> None:
         for conn in (self._control, self._claims):
             await conn.close()
+
+
+async def _connect(url: str) -> Any:
+    from psycopg import AsyncConnection
+
+    return await AsyncConnection.connect(url, autocommit=True)
+
+
+def _dropped() -> tuple[type[BaseException], ...]:
+    """What psycopg raises when the server dropped the session (its locks went with it)."""
+    from psycopg import OperationalError
+
+    return (OperationalError,)
 
 
 async def open_lease(saver: Any, *, data_dir: Path | None = None, database_url: str | None = None) -> Lease:
