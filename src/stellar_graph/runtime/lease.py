@@ -136,9 +136,7 @@ class PostgresLease(Lease):
     async def control(self, thread_id: str) -> AsyncIterator[None]:
         key = advisory_key(f"control\x1f{thread_id}")
         async with self._local:
-            if self._control.closed:
-                self._control = await _connect(self._url)
-            try:
+            try:  # a closed connection raises the same error as one the server just dropped
                 await advisory_lock(self._control, ADVISORY_CLASS, key, every=_POLL)
             except _dropped():
                 self._control = await _connect(self._url)
@@ -152,9 +150,10 @@ class PostgresLease(Lease):
     async def claim(self, thread_id: str) -> bool:
         key = advisory_key(thread_id)
         try:
-            taken = await try_advisory_lock(await self._claims_session(), ADVISORY_CLASS, key)
+            taken = await try_advisory_lock(self._claims, ADVISORY_CLASS, key)
         except _dropped():
-            taken = await try_advisory_lock(await self._claims_session(reopen=True), ADVISORY_CLASS, key)
+            await self._reopen_claims()
+            taken = await try_advisory_lock(self._claims, ADVISORY_CLASS, key)
         if taken:
             self._held.add(thread_id)
         return taken
@@ -164,16 +163,13 @@ class PostgresLease(Lease):
         with contextlib.suppress(*_dropped()):  # gone with the session: nothing to give back
             await self._claims.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_CLASS, advisory_key(thread_id)))
 
-    async def _claims_session(self, *, reopen: bool = False) -> Any:
-        """The claims connection; reopened (and this process's claims taken again) if it was dropped."""
-        if not (reopen or self._claims.closed):
-            return self._claims
+    async def _reopen_claims(self) -> None:
+        """A new claims connection, holding again the claims this process had (the server dropped them)."""
         self._claims = await _connect(self._url)
         for thread in sorted(self._held):
             if not await try_advisory_lock(self._claims, ADVISORY_CLASS, advisory_key(thread)):
                 logger.warning("task run %s was claimed by another process while this one was disconnected", thread)
                 self._held.discard(thread)
-        return self._claims
 
     async def aclose(self) -> None:
         for conn in (self._control, self._claims):
