@@ -471,6 +471,22 @@ class _PlainState(TypedDict, total=False):
     answer: str
 
 
+def _answer_node(model: Any, workload: Workload, spec: Any) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """The plain graph's agent node: the owner's system prompt and the task message, one LLM call."""
+    system = workload.system_prompt(spec)
+
+    async def call(state: _PlainState) -> dict[str, Any]:
+        reply = await model.ainvoke([SystemMessage(system), HumanMessage(render_task_message(state["task"]))])
+        return {"answer": str(reply.content)}
+
+    return call
+
+
+def _owner(workload: Workload, state: Any) -> str:
+    """The agent type that holds the task's skill (the plain graph's routing)."""
+    return workload.owner_of_skill(state["task"]["required_skills"][0])
+
+
 @asynccontextmanager
 async def plain(ctx: RunContext) -> AsyncIterator[Runner]:
     """A plain StateGraph: route by skill from START to the owner's node, which calls its LLM."""
@@ -478,23 +494,12 @@ async def plain(ctx: RunContext) -> AsyncIterator[Runner]:
     workload = ctx.workload
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(_PlainState)
 
-    def agent_node(spec: Any) -> Callable[[_PlainState], Awaitable[dict[str, Any]]]:
-        system = workload.system_prompt(spec)
-
-        async def call(state: _PlainState) -> dict[str, Any]:
-            reply = await model.ainvoke(
-                [SystemMessage(system), HumanMessage(render_task_message(state["task"]))]
-            )
-            return {"answer": str(reply.content)}
-
-        return call
-
     def route(state: _PlainState) -> str:
-        return workload.owner_of_skill(state["task"]["required_skills"][0])
+        return _owner(workload, state)
 
     names = [spec.name for spec in workload.team]
     for spec in workload.team:
-        builder.add_node(spec.name, agent_node(spec))
+        builder.add_node(spec.name, _answer_node(model, workload, spec))
         builder.add_edge(spec.name, END)
     builder.add_conditional_edges(START, route, names)
     async with _timed_saver(ctx.db_dir / "checkpoints.sqlite") as saver:
@@ -570,20 +575,14 @@ async def shape(ctx: RunContext) -> AsyncIterator[Runner]:
     control.add_edge("optimizer", END)
 
     def agent(spec: Any) -> Any:
-        system = workload.system_prompt(spec)
-
-        async def act(state: _ShapeState) -> dict[str, Any]:
-            reply = await model.ainvoke([SystemMessage(system), HumanMessage(render_task_message(state["task"]))])
-            return {"answer": str(reply.content)}
-
         inner: StateGraph[Any, Any, Any, Any] = StateGraph(_ShapeState)
-        _chain(inner, SHAPE_AGENT, {"act": act})
+        _chain(inner, SHAPE_AGENT, {"act": _answer_node(model, workload, spec)})
         inner.add_edge(START, SHAPE_AGENT[0])
         inner.add_edge(SHAPE_AGENT[-1], END)
         return inner.compile(name=spec.name)
 
     def begin(state: _ShapeState) -> Command[str]:
-        return Command(goto=workload.owner_of_skill(state["task"]["required_skills"][0]))
+        return Command(goto=_owner(workload, state))
 
     tasks: StateGraph[Any, Any, Any, Any] = StateGraph(_ShapeState)
     tasks.add_node("begin", begin, destinations=tuple(s.name for s in workload.team))
